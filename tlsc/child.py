@@ -1,0 +1,182 @@
+"""The child that becomes prog.
+
+It is forked *before* the handshake (so that it is forked by the privileged
+process and holds none of the unprivileged one's state), with prog's ends of
+the two cleartext pipes on RFD/WFD and nothing else of tlsc's.  It waits on a
+control pipe: EOF with nothing means "the handshake failed, go away";
+otherwise the message is prog's environment and the child executes prog.  An
+exec failure travels back on a close-on-exec pipe, so tlsc can exit 111 naming
+prog instead of passing off the child's status as prog's.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from . import exitcodes
+from .exitcodes import Fatal
+from .log import flush_std
+
+#: Signals tlsc forwards to prog (spec section 3.5).
+FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+
+@dataclass
+class Child:
+    pid: int
+    #: Our end of prog's fd RFD (we write cleartext for prog here).
+    to_prog: int
+    #: Our end of prog's fd WFD (we read prog's cleartext here).
+    from_prog: int
+    _control: int
+    _exec_errors: int
+    status: int | None = None
+
+    def start(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        """Let the child exec prog; raise Fatal(111) if the exec failed."""
+        message = b"\0".join(
+            k.encode("utf-8", "surrogateescape") + b"=" + v.encode("utf-8", "surrogateescape")
+            for k, v in env.items()
+        )
+        try:
+            view = memoryview(message + b"\0")
+            while view:
+                n = os.write(self._control, view)
+                view = view[n:]
+        except OSError:
+            pass  # the child died; its status tells why
+        finally:
+            os.close(self._control)
+            self._control = -1
+        report = b""
+        while True:
+            try:
+                chunk = os.read(self._exec_errors, 4096)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            report += chunk
+        os.close(self._exec_errors)
+        self._exec_errors = -1
+        if report:
+            self.wait()
+            code, _, _ = report.partition(b":")
+            err = int(code) if code.isdigit() else errno.ENOEXEC
+            raise Fatal(exitcodes.SYSTEM, f"unable to exec {argv[0]}: {os.strerror(err)}")
+
+    def abandon(self) -> None:
+        """The handshake failed: the child exits without executing prog."""
+        for fd in (self._control, self._exec_errors, self.to_prog, self.from_prog):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._control = self._exec_errors = self.to_prog = self.from_prog = -1
+        self.wait()
+
+    def kill(self, sig: int) -> None:
+        if self.status is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def wait(self) -> int:
+        """prog's exit code as tlsc will return it (128 + signal when killed)."""
+        while self.status is None:
+            try:
+                _, self.status = os.waitpid(self.pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                self.status = 0
+        return exitcodes.status_to_code(self.status)
+
+
+def _pipe() -> tuple[int, int]:
+    r, w = os.pipe2(os.O_CLOEXEC)
+    return r, w
+
+
+def spawn(argv: Sequence[str], rfd: int, wfd: int) -> Child:
+    """Fork the waiting child; prog's pipes end up on its ``rfd`` and ``wfd``."""
+    try:
+        prog_in_r, prog_in_w = _pipe()  # tlsc writes, prog reads on rfd
+        prog_out_r, prog_out_w = _pipe()  # prog writes on wfd, tlsc reads
+        ctl_r, ctl_w = _pipe()
+        err_r, err_w = _pipe()
+    except OSError as e:
+        raise Fatal(exitcodes.SYSTEM, f"unable to create pipes: {e.strerror}") from None
+    flush_std()
+    try:
+        pid = os.fork()
+    except OSError as e:
+        raise Fatal(exitcodes.SYSTEM, f"unable to fork: {e.strerror}") from None
+    if pid == 0:  # pragma: no cover - runs in the child, checked by the tests' results
+        _child(argv, rfd, wfd, prog_in_r, prog_out_w, ctl_r, err_w)
+    for fd in (prog_in_r, prog_out_w, ctl_r, err_w):
+        os.close(fd)
+    return Child(pid, prog_in_w, prog_out_r, ctl_w, err_r)
+
+
+def _child(
+    argv: Sequence[str], rfd: int, wfd: int, pin: int, pout: int, ctl: int, err: int
+) -> None:  # pragma: no cover - child side
+    try:
+        for sig in (*FORWARDED, signal.SIGPIPE, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        # Move everything we keep above any number we are about to overwrite.
+        import fcntl
+
+        high = max(rfd, wfd, 2) + 1
+        pin = fcntl.fcntl(pin, fcntl.F_DUPFD_CLOEXEC, high)
+        pout = fcntl.fcntl(pout, fcntl.F_DUPFD_CLOEXEC, high)
+        ctl = fcntl.fcntl(ctl, fcntl.F_DUPFD_CLOEXEC, high)
+        err = fcntl.fcntl(err, fcntl.F_DUPFD_CLOEXEC, high)
+        os.dup2(pin, rfd)
+        os.dup2(pout, wfd)
+        keep = sorted({0, 1, 2, rfd, wfd, ctl, err})
+        lo = 3
+        for fd in keep:
+            if fd >= lo:
+                os.closerange(lo, fd)
+                lo = fd + 1
+        os.closerange(lo, 1 << 20)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(ctl, 65536)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(ctl)
+        message = b"".join(chunks)
+        if not message:
+            os._exit(0)  # the handshake failed: prog is never executed
+        env = {}
+        for item in message.split(b"\0"):
+            if item:
+                k, _, v = item.partition(b"=")
+                env[k] = v
+        try:
+            os.execvpe(argv[0], list(argv), env)
+        except OSError as e:
+            os.write(err, f"{e.errno}:".encode())
+        os._exit(127)
+    except BaseException:
+        os._exit(127)

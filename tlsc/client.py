@@ -1,0 +1,130 @@
+"""The tlsc lifecycle (spec section 3), from checked options to prog's exit code."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import config, exitcodes, registry
+from .child import spawn
+from .der import DERError, peer_cert_hash, subject_rfc4514
+from .engine import Engine, Interrupted, Settings
+from .exitcodes import Fatal
+from .log import Log
+from .session import ClientConfig, ConfigError, EngineError, Facts, is_ip_address
+
+
+@dataclass(frozen=True)
+class Options:
+    prog: Sequence[str]
+    backend: str | None = None
+    close_notify_on_eof: bool = False  # -S
+    enforce_close_notify: bool = False  # -J
+    client_cert: bool = False  # -y
+    keep_env: bool = False  # -Z
+    verbosity: int = 1
+    handshake_timeout_ms: int = 0
+    servername: str | None = None
+    read_fd: int = 6
+    write_fd: int = 7
+    verify: bool = True
+
+
+def check_fd(fd: int, what: str) -> None:
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise Fatal(exitcodes.SYSTEM, f"{what} {fd} is not open") from None
+
+
+def load_backend(name: str | None, log: Log):  # noqa: ANN201 - a Backend
+    try:
+        candidate = registry.select(name)
+        backend = registry.load(candidate)
+    except registry.BackendNotFound as e:
+        raise Fatal(exitcodes.USAGE, str(e)) from None
+    log.debug(f"backend: {candidate.name}")
+    return backend
+
+
+def ssl_variables(facts: Facts) -> dict[str, str | None]:
+    """The SSL_* variables of spec section 3.4; None means "remove it"."""
+    cert = facts.peer_certificate
+    subject: str | None = None
+    if cert is not None:
+        try:
+            subject = subject_rfc4514(cert)
+        except DERError as e:
+            raise Fatal(exitcodes.TLS, f"peer certificate: {e}") from None
+    return {
+        "SSL_PROTOCOL": facts.protocol,
+        "SSL_CIPHER": facts.cipher,
+        "SSL_TLS_SNI_SERVERNAME": facts.server_name,
+        "SSL_PEER_CERT_HASH": peer_cert_hash(cert) if cert is not None else None,
+        "SSL_PEER_CERT_SUBJECT": subject,
+    }
+
+
+def run(opts: Options, log: Log) -> int:
+    env = os.environ
+    check_fd(opts.read_fd, "network read fd")
+    check_fd(opts.write_fd, "network write fd")
+
+    if opts.verify:
+        anchors = config.read_anchors(env, log)
+    else:
+        anchors = []
+        log.always_warn("--no-verify-cert: the server certificate is NOT verified")
+    chain: list[bytes] = []
+    key: bytes | None = None
+    if opts.client_cert:
+        chain, key = config.read_client_credentials(env)
+    ident = config.read_identity(env)
+    if opts.verify and not opts.servername:
+        log.warn("no -k servername: no SNI is sent and the server name is not checked")
+
+    backend = load_backend(opts.backend or env.get("TLSC_BACKEND") or None, log)
+    cfg = ClientConfig(
+        anchors=anchors,
+        verify=opts.verify,
+        server_name=opts.servername,
+        cert_chain=chain,
+        private_key=key,
+    )
+    try:
+        session = backend.client_context(cfg, log.warn).session()
+    except ConfigError as e:
+        raise Fatal(exitcodes.CONFIG, str(e)) from None
+    except EngineError as e:
+        raise Fatal(exitcodes.ENGINE, str(e)) from None
+    del key, cfg
+
+    child = spawn(opts.prog, opts.read_fd, opts.write_fd)
+    settings = Settings(
+        close_notify_on_eof=opts.close_notify_on_eof,
+        enforce_close_notify=opts.enforce_close_notify,
+        handshake_timeout_ms=opts.handshake_timeout_ms,
+    )
+    try:
+        config.drop_privileges(ident)
+        engine = Engine(session, opts.read_fd, opts.write_fd, child, settings, log)
+        engine.handshake()
+        facts = session.facts()
+        ssl_vars = ssl_variables(facts)
+        prog_env = config.prog_environment(env, opts.keep_env, ssl_vars)
+    except Interrupted as e:
+        child.kill(e.signum)
+        child.abandon()
+        return 128 + e.signum
+    except BaseException:
+        child.abandon()
+        raise
+    peer = ssl_vars["SSL_PEER_CERT_SUBJECT"] or "no certificate"
+    sni = f", SNI {facts.server_name}" if facts.server_name else ""
+    log.info(f"{facts.protocol} {facts.cipher}, peer {peer}{sni}")
+    if opts.servername and is_ip_address(opts.servername):
+        log.debug(f"{opts.servername} is an IP address: checked against IP SANs, no SNI")
+    child.start(opts.prog, prog_env)
+    caps = backend.info().capabilities
+    return engine.relay(caps.write_after_close_notify, facts.protocol == "TLSv1.3")

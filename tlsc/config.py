@@ -1,0 +1,141 @@
+"""Configuration from the environment (spec section 2), read once, before the fork.
+
+Files are read here, as the user tlsc was started as (root, typically), so that
+nothing needs reading after privileges are dropped.  Parsing the crypto
+material is the backend's job; this module only finds certificates in files
+and reports unreadable ones with the right exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from . import exitcodes
+from .der import certificates_in
+from .exitcodes import Fatal
+from .log import Log
+
+#: Removed from prog's environment unless -Z.
+TLS_VARIABLES = ("CADIR", "CAFILE", "KEYFILE", "CERTFILE", "TLS_UID", "TLS_GID")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """TLS_UID / TLS_GID, when running as root; None means keep."""
+
+    uid: int | None = None
+    gid: int | None = None
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise Fatal(exitcodes.CONFIG, f"unable to read {what} {path}: {e.strerror}") from None
+
+
+def read_anchors(env: Mapping[str, str], log: Log) -> list[tuple[str, bytes]]:
+    """Trust anchors from CADIR (wins) or CAFILE, as (origin, DER) pairs."""
+    cadir = env.get("CADIR")
+    if cadir:
+        try:
+            names = sorted(os.listdir(cadir))
+        except OSError as e:
+            raise Fatal(exitcodes.CONFIG, f"unable to read CADIR {cadir}: {e.strerror}") from None
+        anchors: list[tuple[str, bytes]] = []
+        for name in names:
+            path = os.path.join(cadir, name)
+            try:
+                if not stat.S_ISREG(os.stat(path).st_mode):
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                log.warn(f"skipping {path}: {e.strerror}")
+                continue
+            found = certificates_in(data)
+            if not found:
+                log.info(f"skipping {path}: no certificate in it")
+            anchors.extend((path, der) for der in found)
+        where = f"CADIR {cadir}"
+    else:
+        cafile = env.get("CAFILE")
+        if not cafile:
+            raise Fatal(
+                exitcodes.USAGE,
+                "no trust anchors: set CADIR or CAFILE (or use --no-verify-cert)",
+            )
+        anchors = [(cafile, der) for der in certificates_in(_read(cafile, "CAFILE"))]
+        where = f"CAFILE {cafile}"
+    if not anchors:
+        raise Fatal(exitcodes.CONFIG, f"no usable trust anchor in {where}")
+    return anchors
+
+
+def read_client_credentials(env: Mapping[str, str]) -> tuple[list[bytes], bytes]:
+    """-y: the chain from CERTFILE and the key from KEYFILE, both required."""
+    certfile, keyfile = env.get("CERTFILE"), env.get("KEYFILE")
+    missing = [n for n, v in (("CERTFILE", certfile), ("KEYFILE", keyfile)) if not v]
+    if missing:
+        raise Fatal(exitcodes.USAGE, f"-y needs {' and '.join(missing)} set in the environment")
+    assert certfile and keyfile
+    chain = certificates_in(_read(certfile, "CERTFILE"))
+    if not chain:
+        raise Fatal(exitcodes.CONFIG, f"no certificate in CERTFILE {certfile}")
+    return chain, _read(keyfile, "KEYFILE")
+
+
+def _numeric(env: Mapping[str, str], var: str) -> int | None:
+    value = env.get(var)
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit():
+        raise Fatal(exitcodes.USAGE, f"{var} must be a numeric id, not {value!r}")
+    return int(value)
+
+
+def read_identity(env: Mapping[str, str]) -> Identity:
+    """TLS_UID / TLS_GID: only meaningful, and only read, when running as root."""
+    if os.geteuid() != 0:
+        return Identity()
+    return Identity(uid=_numeric(env, "TLS_UID"), gid=_numeric(env, "TLS_GID"))
+
+
+def drop_privileges(ident: Identity) -> None:
+    """Groups, then gid, then uid: the order that leaves no way back."""
+    try:
+        if ident.gid is not None:
+            os.setgroups([])
+            os.setgid(ident.gid)
+        if ident.uid is not None:
+            if ident.gid is None:
+                os.setgroups([])
+            os.setuid(ident.uid)
+    except OSError as e:
+        raise Fatal(exitcodes.SYSTEM, f"unable to drop privileges: {e.strerror}") from None
+
+
+def prog_environment(
+    base: Mapping[str, str], keep_tls_vars: bool, ssl_vars: Mapping[str, str | None]
+) -> dict[str, str]:
+    """prog's environment: TLS variables removed unless -Z, SSL_* set or removed.
+
+    A value holding NUL could not be passed through execve intact; refusing it
+    is the only safe answer (spec section 3.4).
+    """
+    env = dict(base)
+    if not keep_tls_vars:
+        for var in TLS_VARIABLES:
+            env.pop(var, None)
+    for key, value in ssl_vars.items():
+        if value is None:
+            env.pop(key, None)
+            continue
+        if "\0" in value:
+            raise Fatal(exitcodes.TLS, f"refusing {key}: its value holds a NUL byte")
+        env[key] = value
+    return env

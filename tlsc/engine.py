@@ -1,0 +1,526 @@
+"""The TLS engine: handshake under a deadline, then the full-duplex relay.
+
+Theory of operation
+===================
+
+Four descriptors, all non-blocking and all ours::
+
+    net_r ──ciphertext──▶ session ──plaintext──▶ to_prog    (direction "down")
+    net_w ◀──ciphertext── session ◀──plaintext── from_prog  (direction "up")
+
+Each direction has one bounded buffer of bytes waiting for its destination
+(``self.down`` towards prog, ``self.up`` towards the network).  A source is
+polled only while its destination buffer is under ``HIGH``; that single rule is
+the flow control: a slow reader fills its buffer, the buffer stops its source,
+and the kernel's socket or pipe buffers push back on the far writer.  The
+session never holds more than one network read (``CHUNK``) of unconsumed
+ciphertext, because the network is read only once the session has no
+plaintext left to give (``self.backlog`` is false).
+
+The directions end independently:
+
+* down ends when the peer's data ends (close_notify, or EOF without it under
+  -j) and ``self.down`` is flushed: prog's fd 6 is closed, so prog reads EOF.
+  It also ends, with its data discarded, when prog closes its end (EPIPE or
+  POLLERR on ``to_prog``), and under -S as soon as prog's data ends.
+* up ends when prog's data ends (EOF on ``from_prog``): -S/-s decide whether a
+  close_notify goes out, then ``self.up`` is flushed and the TCP write side is
+  shut (or fd 7 closed when it is not a socket).  If the session can no longer
+  write (peer's close_notify in TLS 1.2, or a backend without
+  ``write_after_close_notify``), prog's further output is read and discarded.
+
+When both have ended the network descriptors are closed and prog is waited
+for: its exit code becomes ours.  A TLS error delivers the plaintext already
+decrypted, sends the backend's alert, closes prog's pipes, waits for prog and
+exits 98.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import signal
+import socket
+import stat
+import time
+from dataclasses import dataclass
+
+from . import exitcodes
+from .child import FORWARDED, Child
+from .exitcodes import Fatal
+from .log import Log
+from .session import Session, TLSError, Truncated, WriteClosed
+
+CHUNK = 65536  #: one read from any descriptor
+HIGH = 4 * CHUNK  #: a buffer at or above this stops its source
+
+POLLIN = select.POLLIN
+POLLOUT = select.POLLOUT
+POLLERRS = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+
+@dataclass(frozen=True)
+class Settings:
+    close_notify_on_eof: bool = False  # -S
+    enforce_close_notify: bool = False  # -J
+    handshake_timeout_ms: int = 0  # -K
+
+
+class Interrupted(Exception):
+    """A forwarded signal arrived before prog was executed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def set_nonblocking(fd: int) -> None:
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if not flags & os.O_NONBLOCK:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+
+
+def is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _why(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+class Engine:
+    """One connection: the network pair, the session, the child."""
+
+    def __init__(
+        self, session: Session, net_r: int, net_w: int, child: Child, settings: Settings, log: Log
+    ) -> None:
+        self.s = session
+        self.net_r = net_r
+        self.net_w = net_w
+        self.child = child
+        self.cfg = settings
+        self.log = log
+        self.poller = select.poll()
+        self.registered: dict[int, int] = {}
+        for fd in (net_r, net_w):
+            set_nonblocking(fd)
+
+    # -- small I/O helpers --------------------------------------------------
+
+    def _register(self, fd: int, events: int, keep: bool = False) -> None:
+        """Watch ``fd`` for ``events``; with no events it is dropped from the set.
+
+        ``keep`` leaves it registered with no events, for POLLERR alone: that is how
+        we learn prog closed its input.  Nothing else is kept idle, since POLLHUP on
+        an idle socket or pipe would wake the loop forever.
+        """
+        if fd < 0:
+            return
+        if not events and not keep:
+            self._forget(fd)
+            return
+        if self.registered.get(fd) != events:
+            if fd in self.registered:
+                self.poller.modify(fd, events)
+            else:
+                self.poller.register(fd, events)
+            self.registered[fd] = events
+
+    def _forget(self, fd: int) -> None:
+        if fd in self.registered:
+            self.poller.unregister(fd)
+            del self.registered[fd]
+
+    def _close(self, fd: int) -> int:
+        if fd >= 0:
+            self._forget(fd)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        return -1
+
+    def _write_all(self, fd: int, data: bytes, deadline: float | None, what: str) -> None:
+        """Blocking write with an optional deadline (handshake flights, final flushes)."""
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(fd, view)
+                view = view[n:]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                raise Fatal(exitcodes.SYSTEM, f"unable to write to {what}: {_why(e)}") from None
+            timeout = self._remaining(deadline)
+            p = select.poll()
+            p.register(fd, POLLOUT)
+            if not p.poll(timeout):
+                raise Fatal(exitcodes.TLS, "handshake timed out")
+
+    def _remaining(self, deadline: float | None) -> int | None:
+        if deadline is None:
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Fatal(exitcodes.TLS, "handshake timed out")
+        return max(1, int(left * 1000))
+
+    # -- the handshake ------------------------------------------------------
+
+    def handshake(self) -> None:
+        """Run the handshake to completion, or raise Fatal(98)."""
+        ms = self.cfg.handshake_timeout_ms
+        deadline = time.monotonic() + ms / 1000 if ms else None
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise Interrupted(signum)
+
+        previous = {sig: signal.signal(sig, interrupt) for sig in FORWARDED}
+        try:
+            self._handshake(deadline)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _handshake(self, deadline: float | None) -> None:
+        p = select.poll()
+        p.register(self.net_r, POLLIN)
+        while True:
+            try:
+                done = self.s.do_handshake()
+            except TLSError as e:
+                self._flush_alert()
+                raise Fatal(exitcodes.TLS, f"handshake failed: {e}") from None
+            out = self.s.data_to_send()
+            if out:
+                self.log.debug(f"handshake: sending {len(out)} bytes")
+                self._write_all(self.net_w, out, deadline, "the network")
+            if done:
+                return
+            if not p.poll(self._remaining(deadline)):
+                raise Fatal(exitcodes.TLS, "handshake timed out")
+            try:
+                data = os.read(self.net_r, CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                raise Fatal(
+                    exitcodes.SYSTEM, f"unable to read from the network: {_why(e)}"
+                ) from None
+            self.log.debug(f"handshake: received {len(data)} bytes")
+            self.s.receive_data(data)
+
+    def _flush_alert(self) -> None:
+        """Best effort: the peer deserves our alert, but we will not wait for it."""
+        try:
+            out = self.s.data_to_send()
+        except Exception:  # noqa: BLE001 - an alert is a courtesy, never a second failure
+            return
+        if out:
+            try:
+                os.write(self.net_w, out)
+            except OSError:
+                pass
+
+    # -- the relay ----------------------------------------------------------
+
+    def relay(self, can_write_after_close_notify: bool, tls13: bool) -> int:
+        """Move data both ways until both directions end; return tlsc's exit code."""
+        self.tls13 = tls13
+        self.write_after_peer_close = can_write_after_close_notify and tls13
+        self.to_prog = self.child.to_prog
+        self.from_prog = self.child.from_prog
+        for fd in (self.to_prog, self.from_prog):
+            set_nonblocking(fd)
+        self.down = bytearray()
+        self.up = bytearray()
+        self.backlog = True  # the session may hold plaintext (e.g. with the last flight)
+        self.peer_ended = False  # close_notify or EOF seen
+        self.net_eof = False
+        self.prog_ended = False  # EOF on from_prog
+        self.discard_down = False  # -S after prog EOF: drain the network, deliver nothing
+        self.discard_up = 0  # bytes of prog's output thrown away
+        self.discarding_up = False  # the session cannot send any more
+        self.up_closed = False  # our write side shut
+        self.close_pending = False  # shut the write side once self.up is flushed
+
+        def forward(signum: int, frame: object) -> None:
+            self.child.kill(signum)
+
+        for sig in FORWARDED:
+            signal.signal(sig, forward)
+
+        try:
+            self._pump()
+            while self._step():
+                pass
+        except TLSError as e:
+            return self._fail(e)
+        return self._finish()
+
+    def _done(self) -> bool:
+        return (
+            self.to_prog < 0
+            and self.up_closed
+            and self.from_prog < 0
+            and not (self.discard_down and not self.peer_ended)
+        )
+
+    def _step(self) -> bool:
+        if self._done():
+            return False
+        # Reading the network is needed while prog wants its data, and also while
+        # we still wait for the peer's close_notify after our own (-S).
+        want_net = (
+            not self.net_eof
+            and not self.backlog
+            and len(self.down) < HIGH
+            and (self.to_prog >= 0 or self.discard_down)
+        )
+        self._register(self.net_r, POLLIN if want_net else 0)
+        self._register(self.net_w, POLLOUT if self.up else 0)
+        self._register(self.to_prog, POLLOUT if self.down else 0, keep=True)
+        want_prog = not self.prog_ended and len(self.up) < HIGH
+        self._register(self.from_prog, POLLIN if want_prog else 0)
+        if not self.registered:
+            # Nothing can make progress: only a bug gets here; never spin or hang.
+            raise Fatal(exitcodes.SYSTEM, "relay stalled (internal error)")
+        for fd, ev in self.poller.poll():
+            if fd == self.net_r and want_net:
+                self._read_net()
+            elif fd == self.net_w and self.up:
+                self._write_net()
+            elif fd == self.to_prog:
+                if ev & POLLOUT and self.down:
+                    self._write_prog()
+                elif ev & POLLERRS:
+                    self._prog_gone()
+            elif fd == self.from_prog and want_prog:
+                self._read_prog()
+        return True
+
+    # down: network -> session -> prog
+
+    def _read_net(self) -> None:
+        try:
+            data = os.read(self.net_r, CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            raise Fatal(exitcodes.SYSTEM, f"unable to read from the network: {_why(e)}") from None
+        if not data:
+            self.net_eof = True
+            self._forget(self.net_r)
+            self.log.debug("network: EOF")
+        self.s.receive_data(data)
+        self.backlog = True
+        self._pump()
+
+    def _pump(self) -> None:
+        """Pull plaintext out of the session while prog's buffer has room."""
+        while self.backlog and len(self.down) < HIGH:
+            try:
+                data = self.s.read(CHUNK)
+            except Truncated:
+                self._drain_session_output()
+                if self.cfg.enforce_close_notify:
+                    raise
+                self.log.info("peer closed the connection without close_notify")
+                self._peer_end(clean=False)
+                return
+            self._drain_session_output()
+            if data is None:
+                self.backlog = False
+                return
+            if not data:
+                self.log.info("peer sent close_notify")
+                self._peer_end(clean=True)
+                return
+            if self.to_prog >= 0 and not self.discard_down:
+                self.down += data
+        if self.down and self.to_prog >= 0:
+            self._write_prog()
+
+    def _drain_session_output(self) -> None:
+        out = self.s.data_to_send()
+        if out and not self.up_closed:
+            self.up += out
+            self._write_net()
+
+    def _peer_end(self, clean: bool) -> None:
+        self.peer_ended = True
+        self.backlog = False
+        self.net_eof = True
+        self.net_r = self._close(self.net_r)
+        if self.discard_down:
+            self.down.clear()
+        if not self.down:
+            self._end_down()
+        if clean and not self.write_after_peer_close and not self.up_closed:
+            # TLS 1.2 (or a backend that cannot half-close): answer the close_notify
+            # and stop sending; whatever prog still writes is read and dropped.
+            try:
+                self.s.close_notify()
+            except TLSError:
+                pass
+            self._drain_session_output()
+            self.discarding_up = True
+            self.close_pending = True
+            self._maybe_close_up()
+
+    def _write_prog(self) -> None:
+        try:
+            n = os.write(self.to_prog, self.down[:HIGH])
+        except BlockingIOError:
+            return
+        except BrokenPipeError:
+            self._prog_gone()
+            return
+        except OSError as e:
+            raise Fatal(exitcodes.SYSTEM, f"unable to write to prog: {_why(e)}") from None
+        del self.down[:n]
+        if not self.down:
+            if self.peer_ended:
+                self._end_down()
+            elif self.backlog:
+                self._pump()
+
+    def _prog_gone(self) -> None:
+        """prog closed its fd 6: nothing more to deliver, so stop reading the network."""
+        if self.down:
+            self.log.info(f"prog closed its input: {len(self.down)} bytes not delivered")
+        self.down.clear()
+        self._end_down()
+
+    def _end_down(self) -> None:
+        if self.to_prog >= 0:
+            self.log.debug("prog's input: EOF")
+            self.to_prog = self._close(self.to_prog)
+        self.backlog = False
+        if not self.discard_down:
+            self.net_eof = True  # nobody wants the network's data any more
+
+    # up: prog -> session -> network
+
+    def _read_prog(self) -> None:
+        try:
+            data = os.read(self.from_prog, CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            raise Fatal(exitcodes.SYSTEM, f"unable to read from prog: {_why(e)}") from None
+        if not data:
+            self._prog_eof()
+            return
+        if self.discarding_up:
+            self.discard_up += len(data)
+            return
+        try:
+            self.s.write(data)
+        except WriteClosed:
+            self.discarding_up = True
+            self.discard_up += len(data)
+            return
+        self._drain_session_output()
+
+    def _prog_eof(self) -> None:
+        self.prog_ended = True
+        self.from_prog = self._close(self.from_prog)
+        if self.discard_up:
+            self.log.info(
+                f"discarded {self.discard_up} bytes prog wrote after the peer closed its side"
+            )
+        self.log.debug("prog's output: EOF")
+        if self.cfg.close_notify_on_eof:
+            # -S: end the session; records still arriving are drained, not delivered.
+            self._send_close_notify()
+            self.discard_down = self.to_prog >= 0 and not self.peer_ended
+            self.down.clear()
+            if self.to_prog >= 0:
+                self.to_prog = self._close(self.to_prog)
+            self._pump()
+        elif self.tls13 and not self.discarding_up:
+            self._send_close_notify()  # TLS 1.3: close_notify is a half-close
+        self.close_pending = True
+        self._maybe_close_up()
+
+    def _send_close_notify(self) -> None:
+        if self.discarding_up or self.up_closed:
+            return
+        try:
+            self.s.close_notify()
+        except TLSError:
+            pass
+        self._drain_session_output()
+
+    def _write_net(self) -> None:
+        if self.net_w < 0 or not self.up:
+            return
+        try:
+            n = os.write(self.net_w, self.up)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if self.peer_ended:
+                self.log.info(f"network closed by the peer: {len(self.up)} bytes not sent")
+                self.up.clear()
+                self.close_pending = True
+                self._maybe_close_up()
+                return
+            raise Fatal(exitcodes.SYSTEM, f"unable to write to the network: {_why(e)}") from None
+        del self.up[:n]
+        if not self.up:
+            self._maybe_close_up()
+
+    def _maybe_close_up(self) -> None:
+        if not self.close_pending or self.up or self.up_closed:
+            return
+        self.up_closed = True
+        self.log.debug("network: our side closed")
+        if is_socket(self.net_w):
+            try:
+                with socket.socket(fileno=os.dup(self.net_w)) as sock:
+                    sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        # fd 6 may be the same socket: closing fd 7 alone sends nothing, which is
+        # why the shutdown above comes first.
+        self.net_w = self._close(self.net_w)
+
+    # -- the end --------------------------------------------------------------
+
+    def _close_all(self) -> None:
+        for name in ("to_prog", "from_prog", "net_r", "net_w"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                setattr(self, name, self._close(fd))
+
+    def _finish(self) -> int:
+        """Both directions ended: close the network and wait for prog."""
+        self._close_all()
+        code = self.child.wait()
+        self.log.debug(f"prog exited: {code}")
+        return code
+
+    def _fail(self, error: TLSError) -> int:
+        """A TLS error after the handshake: deliver what was decrypted, then exit 98."""
+        self._flush_alert()
+        if self.down and self.to_prog >= 0:
+            fl = fcntl.fcntl(self.to_prog, fcntl.F_GETFL)
+            fcntl.fcntl(self.to_prog, fcntl.F_SETFL, fl & ~os.O_NONBLOCK)
+            view = memoryview(self.down)
+            try:
+                while view:
+                    view = view[os.write(self.to_prog, view) :]
+            except OSError:
+                pass
+            view.release()
+        self._close_all()
+        self.child.wait()
+        what = "connection truncated" if isinstance(error, Truncated) else "TLS error"
+        raise Fatal(exitcodes.TLS, f"{what}: {error}")

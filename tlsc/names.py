@@ -1,0 +1,78 @@
+"""Server-name matching (RFC 6125), one verdict for every backend.
+
+Every backend extracts the subjectAltName entries with its own parser and asks
+this module, so that ``openssl`` and ``tlslite`` can never disagree on whether a
+certificate is valid for a name.  The rules, deliberately strict:
+
+* an IP address (``-k 192.0.2.1``, ``-k ::1``) matches only iPAddress SANs, by
+  value, never a dNSName that happens to spell it;
+* a DNS name matches dNSName SANs case-insensitively, a trailing dot ignored;
+* a wildcard is allowed only as the whole left-most label (``*.example.com``),
+  matches exactly one non-empty label, and needs at least two labels after it
+  (``*.com`` matches nothing);
+* the subject CN is never consulted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+__all__ = ["match_server_name", "parse_ip"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_ip(name: str) -> IPAddress | None:
+    """The address ``name`` spells, or None for a DNS name."""
+    try:
+        return ipaddress.ip_address(name.strip("[]") if name.startswith("[") else name)
+    except ValueError:
+        return None
+
+
+def _ip_from_san(value: bytes | str | IPAddress) -> IPAddress | None:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    if isinstance(value, bytes):
+        if len(value) in (4, 16):
+            return ipaddress.ip_address(value)
+        return None  # a network (name constraint form) or garbage: never matches
+    return parse_ip(value)
+
+
+def _normalise(name: str) -> str:
+    name = name.lower()
+    return name[:-1] if name.endswith(".") else name
+
+
+def _dns_match(pattern: str, name: str) -> bool:
+    pattern = _normalise(pattern)
+    if not pattern or not name:
+        return False
+    if "*" not in pattern:
+        return pattern == name
+    labels = pattern.split(".")
+    if labels[0] != "*" or any("*" in label for label in labels[1:]):
+        return False
+    if len(labels) < 3 or any(not label for label in labels[1:]):
+        return False
+    name_labels = name.split(".")
+    if len(name_labels) != len(labels) or not name_labels[0]:
+        return False
+    return name_labels[1:] == labels[1:]
+
+
+def match_server_name(
+    name: str,
+    dns_names: Iterable[str],
+    ip_addresses: Iterable[bytes | str | IPAddress],
+) -> bool:
+    """Is a certificate whose SANs are ``dns_names`` / ``ip_addresses`` valid for ``name``?"""
+    wanted_ip = parse_ip(name)
+    if wanted_ip is not None:
+        return any(_ip_from_san(v) == wanted_ip for v in ip_addresses)
+    wanted = _normalise(name)
+    if not wanted or any(not label for label in wanted.split(".")):
+        return False
+    return any(_dns_match(pattern, wanted) for pattern in dns_names)

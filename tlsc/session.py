@@ -1,0 +1,240 @@
+"""The sans-I/O TLS session interface that every backend implements.
+
+Theory of operation
+===================
+
+The core (``tlsc``) owns every file descriptor, the poll loop, the clock and the
+child process.  A backend owns nothing but TLS state: it turns ciphertext into
+plaintext and back, and answers questions about the connection.  It never reads
+or writes a descriptor, never sleeps, never looks at the time except to check
+certificate validity, and never prints: it *raises* and the core reports.
+
+A backend module (registered in the entry-point group ``tlsc.backends``) exposes
+one object satisfying :class:`Backend`.  The core calls::
+
+    ctx = backend.client_context(config, warn)   # ConfigError -> 96, EngineError -> 97
+    s = ctx.session()                             # one per connection
+
+and then drives ``s`` with these calls, **draining** :meth:`Session.data_to_send`
+after every one of them, *including calls that raised*: a fatal alert is
+ciphertext too, and the peer deserves to read it.
+
+``receive_data(data)``
+    Ciphertext that arrived from the network.  ``b""`` means the network
+    reached EOF.  Never raises: problems surface from the next
+    ``do_handshake``/``read``.
+
+``do_handshake() -> bool``
+    Makes as much handshake progress as the received bytes allow.  ``True``
+    once the handshake is complete (then and forever after).  ``False`` means
+    "needs input": drain ``data_to_send``, wait for the network, call
+    ``receive_data`` and try again.  Raises :class:`VerificationError` when the
+    server certificate is not acceptable (the backend has already queued the
+    matching alert), :class:`AlertReceived` when the peer aborted,
+    :class:`ProtocolError` on garbage and :class:`Truncated` on EOF.
+    Certificate and name checks happen *inside* the handshake, before a client
+    certificate is sent.
+
+``read(max_bytes) -> bytes | None``
+    Plaintext, at most ``max_bytes``.  ``None`` means "needs input" (nothing
+    decryptable is buffered).  ``b""`` means the peer sent close_notify: its
+    data is over, cleanly and authentically.  When ``receive_data(b"")`` was
+    called and nothing is buffered, ``read`` raises :class:`Truncated`: EOF
+    without close_notify.  The core decides whether that is fatal (-J) or an
+    ordinary end (-j).  Plaintext decrypted before an error is returned by the
+    calls before the one that raises, never swallowed.
+
+``write(data) -> None``
+    Encrypts all of ``data`` into ``data_to_send``.  The backend does not bound
+    its output: the core bounds it by not calling ``write`` while its own
+    outgoing buffer is above its high-water mark.  Raises
+    :class:`WriteClosed` when the session can no longer send (after our
+    close_notify, or after the peer's when the backend lacks
+    ``Capabilities.write_after_close_notify``).
+
+``close_notify() -> None``
+    Queues a close_notify alert.  Idempotent.  Further ``write`` calls raise
+    :class:`WriteClosed`; ``read`` keeps working so the peer's last records and
+    its own close_notify can still be collected.
+
+``data_to_send() -> bytes``
+    Everything the backend has produced for the network, all of it, at once.
+    The core writes each flight in one ``write`` so that Nagle never splits a
+    handshake flight.
+
+``facts() -> Facts``
+    Valid once the handshake is complete.
+
+Who bounds the buffers: the core.  It feeds ``receive_data`` at most one read
+(64 KiB) at a time and only when it has room for the plaintext that may come
+out of it, and it pulls plaintext with ``read`` only while prog's pipe buffer
+has room.  A backend buffers at most what it was given.
+
+Close semantics, told apart: ``read`` returning ``b""`` is close_notify (clean);
+``Truncated`` is EOF without close_notify (a truncation attack under -J); any
+other :class:`TLSError` is a fatal error.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "AlertReceived",
+    "Backend",
+    "BackendInfo",
+    "Capabilities",
+    "ClientConfig",
+    "ClientContext",
+    "ConfigError",
+    "EngineError",
+    "Facts",
+    "ProtocolError",
+    "Session",
+    "TLSError",
+    "Truncated",
+    "VerificationError",
+    "Warn",
+    "WriteClosed",
+]
+
+Warn = Callable[[str], None]
+
+
+# -- errors -----------------------------------------------------------------
+#
+# Local configuration problems (96, 97) are distinct from remote TLS failures
+# (98) so that the exit-code discipline of the spec falls out of the type.
+
+
+class ConfigError(Exception):
+    """Trust anchors, certificate or key are unreadable or invalid: exit 96."""
+
+
+class EngineError(Exception):
+    """The backend could not set up its TLS engine: exit 97."""
+
+
+class TLSError(Exception):
+    """A TLS failure on this connection: exit 98.  ``str()`` is the reason."""
+
+
+class VerificationError(TLSError):
+    """The server's certificate chain or name was not acceptable."""
+
+
+class AlertReceived(TLSError):
+    """The peer sent a fatal alert."""
+
+
+class ProtocolError(TLSError):
+    """The peer sent something that is not valid TLS, or a record failed to decrypt."""
+
+
+class Truncated(TLSError):
+    """The network reached EOF without a close_notify."""
+
+
+class WriteClosed(TLSError):
+    """The session can no longer send application data."""
+
+
+# -- data -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the documented differences between backends live here."""
+
+    tls_versions: tuple[str, ...]
+    key_types: tuple[str, ...] = ("RSA", "ECDSA")
+    client_certificates: bool = True
+    #: Can we still send application data after the peer's close_notify
+    #: (TLS 1.3 half-close)?  If not, prog's later output is discarded.
+    write_after_close_notify: bool = True
+    server: bool = False
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What ``tlsc --list-backends`` prints about a backend."""
+
+    name: str
+    version: str
+    library: str
+    library_version: str
+    capabilities: Capabilities
+
+
+def is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything a backend needs to build a client context, already read by the core.
+
+    The core reads the files (it owns descriptors and error reporting); the
+    backend parses their contents (it owns the crypto library).
+    """
+
+    #: Trust anchors, one DER certificate each, with where it came from (for messages).
+    anchors: Sequence[tuple[str, bytes]] = ()
+    #: False under --no-verify-cert: accept any server certificate.
+    verify: bool = True
+    #: -k: a DNS name or an IP address literal the server certificate must match.
+    server_name: str | None = None
+    #: -y: the client certificate chain, leaf first, DER each.
+    cert_chain: Sequence[bytes] = ()
+    #: -y: the private key file's content, DER or PEM.
+    private_key: bytes | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sni(self) -> str | None:
+        """The name to send as SNI: -k when it is a DNS name (RFC 6066 forbids IP literals)."""
+        if self.server_name is None or is_ip_address(self.server_name):
+            return None
+        return self.server_name
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Connection facts, the same strings from every backend."""
+
+    protocol: str  #: "TLSv1.2" or "TLSv1.3"
+    cipher: str  #: OpenSSL naming, e.g. "TLS_AES_128_GCM_SHA256"
+    peer_certificate: bytes | None  #: the peer's leaf certificate, DER
+    server_name: str | None  #: the SNI sent (client) or received (server)
+
+
+# -- interfaces ---------------------------------------------------------------
+
+
+@runtime_checkable
+class Session(Protocol):
+    def receive_data(self, data: bytes) -> None: ...
+    def do_handshake(self) -> bool: ...
+    def read(self, max_bytes: int) -> bytes | None: ...
+    def write(self, data: bytes) -> None: ...
+    def close_notify(self) -> None: ...
+    def data_to_send(self) -> bytes: ...
+    def facts(self) -> Facts: ...
+
+
+class ClientContext(Protocol):
+    def session(self) -> Session: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def info(self) -> BackendInfo: ...
+    def client_context(self, config: ClientConfig, warn: Warn) -> ClientContext: ...
