@@ -69,7 +69,8 @@ def looks_like_der_certificate(data: bytes) -> bool:
 
 
 _PEM = re.compile(
-    rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----\s*(.*?)-----END (?:X509 |TRUSTED )?CERTIFICATE-----",
+    rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----\s*(.*?)"
+    rb"-----END (?:X509 |TRUSTED )?CERTIFICATE-----",
     re.S,
 )
 
