@@ -1,0 +1,642 @@
+"""The openssl backend against an in-memory pyOpenSSL server.
+
+Every test drives a real handshake between our client session and a
+``SSL.Connection`` over memory BIOs, both in this thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa
+from OpenSSL import SSL
+
+from tlsc.session import (
+    AlertReceived,
+    Backend,
+    ClientConfig,
+    ConfigError,
+    ProtocolError,
+    Session,
+    Truncated,
+    VerificationError,
+    WriteClosed,
+)
+from tlsc_openssl import backend, verify_chain
+
+HOST = "host.example"  # the name every good test leaf carries (conftest.HOST)
+DAY = dt.timedelta(days=1)
+
+TLS12 = SSL.TLS1_2_VERSION
+TLS13 = SSL.TLS1_3_VERSION
+BOTH = pytest.mark.parametrize("version", [TLS12, TLS13], ids=["tls12", "tls13"])
+
+
+def config(pki, *, anchors=None, name: str | None = HOST, **kw) -> ClientConfig:
+    anchors = [("root.pem", pki.root.der)] if anchors is None else anchors
+    return ClientConfig(anchors=anchors, server_name=name, **kw)
+
+
+# -- backend object -----------------------------------------------------------
+
+
+def test_backend_satisfies_protocol():
+    typed: Backend = backend  # static check; Backend is not runtime_checkable
+    assert callable(typed.info) and callable(typed.client_context)
+    info = backend.info()
+    assert info.name == "openssl" == backend.name
+    assert info.version == "0.1.0"
+    assert info.library == "pyOpenSSL"
+    assert "OpenSSL" in info.library_version
+    caps = info.capabilities
+    assert caps.tls_versions == ("TLSv1.2", "TLSv1.3")
+    assert caps.key_types == ("RSA", "ECDSA", "Ed25519")
+    assert caps.write_after_close_notify is True
+
+
+def test_session_satisfies_protocol(pki):
+    s = backend.client_context(config(pki), lambda m: None).session()
+    assert isinstance(s, Session)
+
+
+def test_entry_point_registered():
+    from importlib.metadata import entry_points
+
+    (ep,) = [ep for ep in entry_points(group="tlsc.backends") if ep.name == "openssl"]
+    assert ep.load() is backend
+
+
+# -- handshakes and facts -------------------------------------------------------
+
+
+@BOTH
+@pytest.mark.parametrize("leaf", ["ecdsa", "rsa"])
+def test_handshake_and_facts(make_pair, pki, version, leaf):
+    pair = make_pair(leaf, config(pki), version=version)
+    pair.handshake()
+    facts = pair.client.facts()
+    assert facts.protocol == ("TLSv1.2" if version == TLS12 else "TLSv1.3")
+    assert facts.cipher == pair.server.get_cipher_name()
+    if version == TLS13:
+        assert facts.cipher.startswith("TLS_")
+    else:
+        assert facts.cipher.startswith("ECDHE-")
+    assert facts.peer_certificate == pki.leaves[leaf].der
+    assert facts.server_name == HOST
+    assert pair.server.get_servername() == HOST.encode()
+    assert pair.client.do_handshake() is True  # and forever after
+
+
+@BOTH
+def test_data_both_ways(make_pair, pki, version):
+    pair = make_pair("ecdsa", config(pki), version=version)
+    pair.handshake()
+    pair.client.write(b"hello server")
+    assert pair.server_recv() == b"hello server"
+    pair.server_send(b"hello client")
+    assert pair.client.read(65536) == b"hello client"
+    assert pair.client.read(65536) is None  # needs input
+
+
+def test_bulk_data(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki))
+    pair.handshake()
+    blob = bytes(range(256)) * 4096  # 1 MiB
+    pair.client.write(blob)
+    assert pair.server_recv() == blob
+    pair.server_send(blob)
+    got = b""
+    while (chunk := pair.client.read(65536)) is not None:
+        assert 0 < len(chunk) <= 65536
+        got += chunk
+    assert got == blob
+
+
+def test_read_respects_max_bytes(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki))
+    pair.handshake()
+    pair.server_send(b"x" * 1000)
+    assert pair.client.read(10) == b"x" * 10
+
+
+def test_no_server_name_no_sni(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki, name=None))
+    pair.handshake()
+    assert pair.server.get_servername() is None
+    assert pair.client.facts().server_name is None
+
+
+# -- verification verdicts -----------------------------------------------------------
+
+
+@BOTH
+@pytest.mark.parametrize(
+    ("leaf", "reason"),
+    [
+        ("expired", "certificate has expired"),
+        ("not_yet_valid", "certificate is not yet valid"),
+        ("unknown_ca", "unable to get local issuer certificate (unknown CA)"),
+        ("self_signed", "self-signed certificate"),
+        ("by_non_ca", "invalid CA certificate"),
+        ("sha1", "SHA-1 signatures are not accepted"),
+        ("rsa1024", "RSA key too small (1024 bits, at least 2048 required)"),
+        ("cn_only", "certificate is not valid for 'host.example'"),
+        ("critical_unknown", "unhandled critical extension"),
+        ("client_auth_only", "unsupported certificate purpose"),
+    ],
+)
+def test_verification_failures(make_pair, pki, version, leaf, reason):
+    pair = make_pair(leaf, config(pki), version=version)
+    with pytest.raises(VerificationError) as info:
+        pair.handshake()
+    assert str(info.value) == f"certificate verify failed: {reason}"
+    # The alert was queued and delivered: the server saw the abort.
+    assert pair.server_error is not None
+    assert "alert" in str(pair.server_error)
+    # Sticky: the session stays failed with the same reason.
+    with pytest.raises(VerificationError, match="certificate verify failed"):
+        pair.client.do_handshake()
+
+
+def test_path_length_honoured(make_pair, pki):
+    anchors = [("pathlen0.pem", pki.leaves["pathlen0_root"].der)]
+    pair = make_pair("pathlen", config(pki, anchors=anchors))
+    with pytest.raises(VerificationError, match="path length constraint exceeded"):
+        pair.handshake()
+
+
+def test_wrong_name(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki, name="other.example"))
+    with pytest.raises(VerificationError, match="not valid for 'other.example'"):
+        pair.handshake()
+    assert pair.server_error is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("a.wild.example", True),
+        ("B.Wild.Example.", True),
+        ("wild.example", False),
+        ("a.b.wild.example", False),
+    ],
+)
+def test_wildcard(make_pair, pki, name, ok):
+    pair = make_pair("wildcard", config(pki, name=name))
+    if ok:
+        pair.handshake()
+    else:
+        with pytest.raises(VerificationError, match="not valid for"):
+            pair.handshake()
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [("192.0.2.1", True), ("2001:db8::1", True), ("192.0.2.2", False), ("ip", False)],
+)
+def test_ip_san(make_pair, pki, name, ok):
+    pair = make_pair("ip", config(pki, name=name))
+    if ok:
+        pair.handshake()
+        assert pair.server.get_servername() is None  # never an IP literal as SNI
+        assert pair.client.facts().server_name is None
+    else:
+        with pytest.raises(VerificationError, match="not valid for"):
+            pair.handshake()
+
+
+def test_no_name_check_without_server_name(make_pair, pki):
+    make_pair("cn_only", config(pki, name=None)).handshake()
+
+
+@pytest.mark.parametrize("anchor", ["inter", "leaf"])
+def test_partial_chain(make_pair, pki, anchor):
+    der = pki.inter.der if anchor == "inter" else pki.leaves["ecdsa"].der
+    pair = make_pair("ecdsa", config(pki, anchors=[("a.pem", der)]))
+    pair.handshake()
+
+
+def test_self_signed_leaf_trusted_as_anchor(make_pair, pki):
+    leaf = pki.leaves["self_signed"]
+    make_pair("self_signed", config(pki, anchors=[("leaf.pem", leaf.der)])).handshake()
+
+
+def test_leaf_as_anchor_still_needs_the_name(make_pair, pki):
+    leaf = pki.leaves["ecdsa"]
+    pair = make_pair("ecdsa", config(pki, anchors=[("leaf.pem", leaf.der)], name="x.example"))
+    with pytest.raises(VerificationError, match="not valid for 'x.example'"):
+        pair.handshake()
+
+
+def test_weak_anchor_itself_is_not_judged(make_pair, pki):
+    """RSA-1024 and SHA-1 are refused below the anchor, not in it."""
+    leaf = pki.leaves["rsa1024"]
+    make_pair("rsa1024", config(pki, anchors=[("leaf.pem", leaf.der)])).handshake()
+
+
+def test_no_verify_accepts_anything(make_pair, pki):
+    pair = make_pair("unknown_ca", ClientConfig(verify=False, server_name="wrong.example"))
+    pair.handshake()
+    assert pair.client.facts().peer_certificate == pki.leaves["unknown_ca"].der
+
+
+def test_expired_intermediate(make_pair, pki, cert_factory):
+    inter = cert_factory(
+        "Old Intermediate",
+        issuer=pki.root,
+        ca=True,
+        not_before=pki.now - 60 * DAY,
+        not_after=pki.now - DAY,
+    )
+    leaf = cert_factory(HOST, issuer=inter, dns=(HOST,))
+    pair = make_pair([leaf, inter], config(pki))
+    with pytest.raises(VerificationError, match="certificate has expired"):
+        pair.handshake()
+
+
+def test_validity_is_inclusive(pki):
+    """notAfter itself is still valid (RFC 5280), one second later is not."""
+    leaf = pki.leaves["ecdsa"]
+    chain = [leaf.der, pki.inter.der]
+    anchors = [pki.root.der]
+    end = leaf.cert.not_valid_after_utc
+    start = leaf.cert.not_valid_before_utc
+    verify_chain(chain, anchors, HOST, at_time=end)
+    verify_chain(chain, anchors, HOST, at_time=start)
+    with pytest.raises(VerificationError, match="certificate has expired"):
+        verify_chain(chain, anchors, HOST, at_time=end + dt.timedelta(seconds=1))
+    with pytest.raises(VerificationError, match="not yet valid"):
+        verify_chain(chain, anchors, HOST, at_time=start - dt.timedelta(seconds=1))
+
+
+def test_handshake_verdict_at_not_after_boundary(pki):
+    """The handshake path uses the same inclusive rule, through its clock."""
+    from tlsc_openssl.verify import Verifier
+
+    leaf = pki.leaves["ecdsa"]
+    end = leaf.cert.not_valid_after_utc
+
+    class State:
+        verify_failure = None
+
+    class Conn:
+        def get_app_data(self):
+            return state
+
+    from OpenSSL import crypto
+
+    state = State()
+    cert = crypto.X509.from_cryptography(leaf.cert)
+    expired = SSL.X509VerificationCodes.ERR_CERT_HAS_EXPIRED
+    at_end = Verifier(frozenset(), HOST, clock=lambda: end)
+    assert at_end(Conn(), cert, expired, 0, 0) is True
+    after = Verifier(frozenset(), HOST, clock=lambda: end + dt.timedelta(seconds=1))
+    assert after(Conn(), cert, expired, 0, 0) is False
+    assert state.verify_failure == "certificate has expired"
+
+
+# -- verify_chain: the same verdicts without a handshake ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("leaf", "reason"),
+    [
+        ("ecdsa", None),
+        ("rsa", None),
+        ("expired", "certificate has expired"),
+        ("not_yet_valid", "certificate is not yet valid"),
+        ("unknown_ca", "unable to get local issuer certificate (unknown CA)"),
+        ("self_signed", "self-signed certificate"),
+        ("by_non_ca", "invalid CA certificate"),
+        ("sha1", "SHA-1 signatures are not accepted"),
+        ("rsa1024", "RSA key too small (1024 bits, at least 2048 required)"),
+        ("cn_only", "certificate is not valid for 'host.example'"),
+        ("critical_unknown", "unhandled critical extension"),
+        ("client_auth_only", "unsupported certificate purpose"),
+    ],
+)
+def test_verify_chain_same_verdicts(pki, leaf, reason):
+    chain = [c.der for c in pki.chain(leaf)]
+    if reason is None:
+        verify_chain(chain, [pki.root.der], HOST)
+    else:
+        with pytest.raises(VerificationError) as info:
+            verify_chain(chain, [pki.root.der], HOST)
+        assert str(info.value) == f"certificate verify failed: {reason}"
+
+
+def test_verify_chain_partial_and_names(pki):
+    chain = [c.der for c in pki.chain("ecdsa")]
+    verify_chain(chain, [pki.inter.der], HOST)
+    verify_chain(chain[:1], [pki.leaves["ecdsa"].der], None)
+    verify_chain([c.der for c in pki.chain("ip")], [pki.root.der], "2001:db8::1")
+    with pytest.raises(VerificationError, match="path length"):
+        verify_chain([c.der for c in pki.chain("pathlen")], [pki.leaves["pathlen0_root"].der], HOST)
+    with pytest.raises(VerificationError, match="expired"):
+        verify_chain(chain, [pki.root.der], HOST, at_time=pki.now + 365 * DAY)
+    with pytest.raises(VerificationError, match="malformed"):
+        verify_chain([b"garbage"], [pki.root.der], HOST)
+
+
+# -- configuration errors --------------------------------------------------------------------
+
+
+def test_bad_anchor_warned_and_skipped(make_pair, pki):
+    warnings: list[str] = []
+    anchors = [("junk.pem", b"not a certificate"), ("root.pem", pki.root.der)]
+    make_pair("ecdsa", config(pki, anchors=anchors), warn=warnings.append).handshake()
+    assert warnings == ["junk.pem: not a certificate, skipped"]
+
+
+def test_pem_anchor_accepted(make_pair, pki):
+    pem = pki.inter.cert.public_bytes(serialization.Encoding.PEM)
+    make_pair("ecdsa", config(pki, anchors=[("inter.pem", pem)])).handshake()
+
+
+def test_no_usable_anchor(pki):
+    warnings: list[str] = []
+    with pytest.raises(ConfigError, match="no usable trust anchor"):
+        backend.client_context(config(pki, anchors=[("a", b"junk")]), warnings.append)
+    assert warnings == ["a: not a certificate, skipped"]
+    with pytest.raises(ConfigError, match="no usable trust anchor"):
+        backend.client_context(config(pki, anchors=[]), warnings.append)
+
+
+def test_no_anchor_needed_without_verification():
+    backend.client_context(ClientConfig(verify=False), lambda m: None)
+
+
+def _client(pki, name: str, encoding=serialization.Encoding.PEM, chain: bool = True):
+    leaf = pki.leaves[name]
+    certs = [leaf.der, pki.inter.der] if chain else [leaf.der]
+    return dict(cert_chain=certs, private_key=leaf.key_bytes(encoding))
+
+
+@BOTH
+@pytest.mark.parametrize("key", ["client_rsa", "client_ecdsa", "client_ed25519"])
+@pytest.mark.parametrize("encoding", ["PEM", "DER"])
+def test_client_certificate_sent(make_pair, pki, version, key, encoding):
+    enc = getattr(serialization.Encoding, encoding)
+    pair = make_pair(
+        "ecdsa", config(pki, **_client(pki, key, enc)), version=version, require_client_cert=True
+    )
+    pair.handshake()
+    pair.client.write(b"ping")  # TLS 1.3: the server checks our certificate now
+    assert pair.server_recv() == b"ping"
+    seen = pair.server.get_peer_certificate(as_cryptography=True)
+    assert seen is not None and seen == pki.leaves[key].cert
+    chain = pair.server.get_peer_cert_chain(as_cryptography=True)
+    assert chain is not None and pki.inter.cert in chain
+
+
+def test_no_client_certificate_without_y(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki), request_client_cert=True)
+    pair.handshake()
+    pair.client.write(b"ping")
+    assert pair.server_recv() == b"ping"
+    assert pair.server.get_peer_certificate() is None
+
+
+def test_name_check_aborts_before_client_certificate(make_pair, pki):
+    pair = make_pair(
+        "ecdsa",
+        config(pki, name="other.example", **_client(pki, "client_ecdsa")),
+        version=TLS13,
+        request_client_cert=True,
+    )
+    with pytest.raises(VerificationError, match="not valid for 'other.example'"):
+        pair.handshake()
+    assert pair.server_error is not None
+    assert pair.server.get_peer_certificate() is None
+
+
+def test_key_not_matching_certificate(pki):
+    kw = _client(pki, "client_rsa")
+    kw["private_key"] = pki.leaves["client_ecdsa"].key_bytes()
+    with pytest.raises(ConfigError, match="does not match") as info:
+        backend.client_context(config(pki, **kw), lambda m: None)
+    assert b"PRIVATE" not in str(info.value).encode()
+
+
+@pytest.mark.parametrize(
+    ("key", "match"),
+    [
+        (b"garbage", "not a valid DER or PEM private key"),
+        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not a valid"),
+    ],
+)
+def test_invalid_key(pki, key, match):
+    kw = _client(pki, "client_ecdsa")
+    kw["private_key"] = key
+    with pytest.raises(ConfigError, match=match) as info:
+        backend.client_context(config(pki, **kw), lambda m: None)
+    assert "AAAA" not in str(info.value) and "garbage" not in str(info.value)
+
+
+def test_encrypted_key(pki):
+    leaf = pki.leaves["client_ecdsa"]
+    pem = leaf.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    with pytest.raises(ConfigError, match="encrypted"):
+        backend.client_context(config(pki, cert_chain=[leaf.der], private_key=pem), lambda m: None)
+
+
+def test_unsupported_key_type(pki):
+    key = dsa.generate_private_key(2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(ConfigError, match="unsupported key type"):
+        backend.client_context(
+            config(pki, cert_chain=[pki.leaves["client_ecdsa"].der], private_key=pem),
+            lambda m: None,
+        )
+
+
+def test_invalid_certificate(pki):
+    kw = _client(pki, "client_ecdsa")
+    kw["cert_chain"] = [b"junk"]
+    with pytest.raises(ConfigError, match="client certificate #1: not a valid certificate"):
+        backend.client_context(config(pki, **kw), lambda m: None)
+
+
+def test_key_without_certificate(pki):
+    with pytest.raises(ConfigError, match="no certificate"):
+        backend.client_context(
+            config(pki, private_key=pki.leaves["client_ecdsa"].key_bytes()), lambda m: None
+        )
+
+
+# -- close semantics ------------------------------------------------------------------------
+
+
+@BOTH
+def test_close_notify_reads_empty(make_pair, pki, version):
+    pair = make_pair("ecdsa", config(pki), version=version)
+    pair.handshake()
+    pair.server.sendall(b"last words")
+    pair.server.shutdown()
+    pair.to_client()
+    pair.client.receive_data(b"")  # the TCP FIN after close_notify
+    assert pair.client.read(65536) == b"last words"
+    assert pair.client.read(65536) == b""
+    assert pair.client.read(65536) == b""
+
+
+@BOTH
+def test_eof_without_close_notify_is_truncation(make_pair, pki, version):
+    pair = make_pair("ecdsa", config(pki), version=version)
+    pair.handshake()
+    pair.server_send(b"partial")
+    pair.client.receive_data(b"")
+    assert pair.client.read(65536) == b"partial"  # data before the error first
+    with pytest.raises(Truncated):
+        pair.client.read(65536)
+    with pytest.raises(Truncated):
+        pair.client.read(65536)
+
+
+def test_eof_during_handshake(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki))
+    assert pair.client.do_handshake() is False
+    assert pair.client.data_to_send()  # ClientHello
+    pair.client.receive_data(b"")
+    with pytest.raises(Truncated):
+        pair.client.do_handshake()
+
+
+def test_garbage_during_handshake(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki))
+    assert pair.client.do_handshake() is False
+    pair.client.data_to_send()
+    pair.client.receive_data(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+    with pytest.raises(ProtocolError) as info:
+        pair.client.do_handshake()
+    assert str(info.value)
+    assert not isinstance(info.value, AlertReceived)
+
+
+@BOTH
+def test_garbage_after_handshake(make_pair, pki, version):
+    pair = make_pair("ecdsa", config(pki), version=version)
+    pair.handshake()
+    pair.server_send(b"good")
+    # A well-formed application_data record header with garbage inside.
+    pair.client.receive_data(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+    assert pair.client.read(65536) == b"good"
+    with pytest.raises(ProtocolError) as info:
+        pair.client.read(65536)
+    assert str(info.value)  # OpenSSL's reason, e.g. "decryption failed or bad record mac"
+    assert pair.client.data_to_send()  # the fatal alert, for the peer
+
+
+@pytest.mark.parametrize(
+    ("version", "where"), [(TLS12, "handshake"), (TLS13, "read")], ids=["tls12", "tls13"]
+)
+def test_alert_received(make_pair, pki, version, where):
+    """The server demands a client certificate we do not have."""
+    pair = make_pair("ecdsa", config(pki), version=version, require_client_cert=True)
+    if where == "handshake":
+        with pytest.raises(AlertReceived, match="received fatal alert: "):
+            pair.handshake()
+    else:
+        pair.handshake()  # TLS 1.3: the client is done before the server judges
+        with pytest.raises(AlertReceived, match="received fatal alert: .*certificate required"):
+            pair.client.read(65536)
+
+
+def test_write_after_peer_close_notify_tls13(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki), version=TLS13)
+    pair.handshake()
+    pair.server.shutdown()
+    pair.to_client()
+    assert pair.client.read(65536) == b""
+    pair.client.write(b"still talking")  # TLS 1.3 half-close
+    assert pair.server_recv() == b"still talking"
+    pair.client.close_notify()
+    pair.to_server()
+    with pytest.raises(SSL.ZeroReturnError):
+        pair.server.recv(100)
+
+
+def test_write_after_peer_close_notify_tls12(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki), version=TLS12)
+    pair.handshake()
+    pair.server.shutdown()
+    pair.to_client()
+    assert pair.client.read(65536) == b""
+    with pytest.raises(WriteClosed):
+        pair.client.write(b"too late")
+    pair.client.close_notify()  # what the core does next
+    pair.to_server()
+    assert pair.server.shutdown() is True  # both close_notify seen
+
+
+@BOTH
+def test_write_closed_after_our_close_notify(make_pair, pki, version):
+    pair = make_pair("ecdsa", config(pki), version=version)
+    pair.handshake()
+    pair.client.close_notify()
+    pair.client.close_notify()  # idempotent
+    with pytest.raises(WriteClosed):
+        pair.client.write(b"x")
+    pair.to_server()
+    with pytest.raises(SSL.ZeroReturnError):
+        pair.server.recv(100)
+    # read keeps working: the peer's last records and its close_notify.
+    pair.server.sendall(b"reply")
+    pair.server.shutdown()
+    pair.to_client()
+    assert pair.client.read(65536) == b"reply"
+    assert pair.client.read(65536) == b""
+
+
+def test_close_notify_before_handshake_is_harmless(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki))
+    pair.client.close_notify()
+    pair.client.data_to_send()
+    with pytest.raises(WriteClosed):
+        pair.client.write(b"x")
+
+
+def test_receive_data_never_raises(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki))
+    pair.client.receive_data(b"\xff" * 100)
+    pair.client.receive_data(b"")
+    pair.client.receive_data(b"")
+    pair.client.receive_data(b"more")
+    with pytest.raises((ProtocolError, Truncated)):
+        pair.client.do_handshake()
+
+
+def test_renegotiation_refused(make_pair, pki):
+    pair = make_pair("ecdsa", config(pki), version=TLS12)
+    pair.handshake()
+    assert pair.server.renegotiate() is True
+    try:
+        pair.server.do_handshake()
+    except SSL.WantReadError:
+        pass
+    pair.to_client()
+    # The client declines with a no_renegotiation alert; no new handshake happens.
+    assert pair.client.read(65536) is None
+    reply = pair.client.data_to_send()
+    assert reply[:1] == b"\x15"  # an alert record
+    pair.server.bio_write(reply)
+    with pytest.raises(SSL.Error, match="no renegotiation"):
+        pair.server.recv(100)
+
+
+def test_facts_peer_certificate_is_der(make_pair, pki):
+    pair = make_pair("rsa", config(pki))
+    pair.handshake()
+    parsed = x509.load_der_x509_certificate(pair.client.facts().peer_certificate)
+    assert parsed == pki.leaves["rsa"].cert

@@ -1,0 +1,60 @@
+"""The ``openssl`` backend of tlsc: OpenSSL through pyOpenSSL, over memory BIOs.
+
+Registered in the ``tlsc.backends`` entry-point group as ``backend``, an
+object satisfying :class:`tlsc.session.Backend`.  Besides the interface it
+exports :func:`verify_chain`, the handshake's verification rules without a
+handshake, for the conformance harness.
+
+Modules, one concern each:
+
+* :mod:`.context`     -- ``ClientConfig`` → ``SSL.Context`` (anchors, client cert);
+* :mod:`.credentials` -- parsing anchors, certificate chain and key bytes;
+* :mod:`.verify`      -- OpenSSL's chain checks + the policy, callback and standalone;
+* :mod:`.policy`      -- the rules of spec section 2 OpenSSL does not apply as we want;
+* :mod:`.session`     -- one connection over memory BIOs;
+* :mod:`.errors`      -- OpenSSL error queue → the interface's exception classes.
+"""
+
+from __future__ import annotations
+
+import OpenSSL
+from OpenSSL import SSL
+
+from tlsc.session import BackendInfo, Capabilities, ClientConfig, Warn
+
+from .context import OpenSSLClientContext, build_context
+from .verify import verify_chain
+
+__all__ = ["OpenSSLBackend", "__version__", "backend", "verify_chain"]
+
+__version__ = "0.1.0"
+
+CAPABILITIES = Capabilities(
+    tls_versions=("TLSv1.2", "TLSv1.3"),
+    key_types=("RSA", "ECDSA", "Ed25519"),
+    client_certificates=True,
+    write_after_close_notify=True,  # TLS 1.3 half-close; TLS 1.2 raises WriteClosed
+    server=False,
+)
+
+
+class OpenSSLBackend:
+    """The :class:`tlsc.session.Backend` for OpenSSL."""
+
+    name = "openssl"
+
+    def info(self) -> BackendInfo:
+        openssl = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode("ascii", "replace")
+        return BackendInfo(
+            name=self.name,
+            version=__version__,
+            library="pyOpenSSL",
+            library_version=f"{OpenSSL.__version__} ({openssl})",
+            capabilities=CAPABILITIES,
+        )
+
+    def client_context(self, config: ClientConfig, warn: Warn) -> OpenSSLClientContext:
+        return build_context(config, warn)
+
+
+backend = OpenSSLBackend()

@@ -1,0 +1,46 @@
+"""Turning pyOpenSSL exceptions into the interface's :class:`TLSError` classes.
+
+pyOpenSSL raises ``SSL.Error`` whose first argument is OpenSSL's error queue,
+a list of ``(library, function, reason)`` strings.  A fatal alert *received*
+from the peer shows up as a reason like ``"sslv3 alert bad certificate"`` or
+``"tlsv1 alert unknown ca"`` (``"tls alert ..."`` since OpenSSL 4); everything
+else is something the peer sent that we could not accept, a protocol error.
+The reason string is OpenSSL's own wording, which is what a user will find
+when searching for it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from OpenSSL import SSL
+
+from tlsc.session import AlertReceived, ProtocolError, TLSError
+
+__all__ = ["classify", "reason_of"]
+
+#: OpenSSL's reason strings for alerts it received (SSL_AD_REASON_OFFSET + alert):
+#: "sslv3 alert ...", "tlsv1 alert ...", "tlsv13 alert ...", "tlsv1 unrecognized
+#: name" in OpenSSL 3; "tls alert ..." in OpenSSL 4.
+_RECEIVED_ALERT = re.compile(r"^(?:(?:sslv3|tlsv1|tlsv13|tls) alert|tlsv1) (.+)$")
+
+
+def reason_of(error: SSL.Error) -> str:
+    """The most telling reason string in an ``SSL.Error``'s error queue."""
+    queue = error.args[0] if error.args else None
+    if isinstance(queue, list):
+        for entry in queue:
+            if isinstance(entry, tuple) and len(entry) == 3 and entry[2]:
+                return str(entry[2])
+    if error.args and not isinstance(queue, list):
+        return " ".join(str(a) for a in error.args)
+    return "unknown TLS error"
+
+
+def classify(error: SSL.Error) -> TLSError:
+    """:class:`AlertReceived` for an alert from the peer, else :class:`ProtocolError`."""
+    reason = reason_of(error)
+    match = _RECEIVED_ALERT.match(reason)
+    if match:
+        return AlertReceived(f"received fatal alert: {match.group(1)}")
+    return ProtocolError(reason)

@@ -1,0 +1,169 @@
+"""The verification rules OpenSSL does not enforce the way the spec wants.
+
+OpenSSL already builds the chain, checks signatures, basicConstraints and
+pathLen, keyCertSign, unknown critical extensions and (during a handshake) the
+``ssl_server`` purpose.  What it does differently from spec section 2, or not
+at all, is decided here, in one pure function used by *both* verification
+paths (the handshake's verify callback and :func:`tlsc_openssl.verify_chain`)
+so that the two can never disagree:
+
+* validity dates, inclusive at both ends (RFC 5280).  OpenSSL treats the
+  notAfter second itself as expired, so the dates are decided here: the
+  handshake callback overrides OpenSSL's verdict with :func:`time_problem`,
+  and :func:`tlsc_openssl.verify_chain` switches OpenSSL's check off;
+* RSA keys under 2048 bits, DSA keys, MD5/SHA-1 (and MD2/MD4) signatures
+  below the anchor, whatever OpenSSL's security level happens to be in the
+  build at hand;
+* basicConstraints CA on every issuer below the anchor;
+* keyUsage / extendedKeyUsage "where present" for a TLS server leaf (needed
+  by :func:`verify_chain`, whose store context has no purpose set);
+* the server name, through :func:`tlsc.names.match_server_name` on the
+  subjectAltName entries only: never OpenSSL's own host check, never the CN.
+
+The function only reads a ``cryptography`` certificate; it knows nothing of
+OpenSSL, which keeps it reusable and testable on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tlsc.names import match_server_name
+
+__all__ = ["MIN_RSA_BITS", "check_certificate", "name_mismatch", "time_problem"]
+
+MIN_RSA_BITS = 2048
+
+#: Signature algorithms refused below the anchor whose hash ``cryptography``
+#: may not even be able to name (MD2, MD4), besides MD5 and SHA-1 found through
+#: ``signature_hash_algorithm``.
+_WEAK_SIGNATURE_OIDS = {
+    "1.2.840.113549.1.1.2": "MD2",  # md2WithRSAEncryption
+    "1.2.840.113549.1.1.3": "MD4",  # md4WithRSAEncryption
+    "1.2.840.113549.1.1.4": "MD5",  # md5WithRSAEncryption
+    "1.2.840.113549.1.1.5": "SHA-1",  # sha1WithRSAEncryption
+    "1.3.14.3.2.29": "SHA-1",  # sha1WithRSASignature (OIW)
+    "1.2.840.10045.4.1": "SHA-1",  # ecdsa-with-SHA1
+    "1.2.840.10040.4.3": "SHA-1",  # dsa-with-sha1
+    "1.3.14.3.2.27": "SHA-1",  # dsaWithSHA1 (OIW)
+}
+
+
+def _weak_signature_hash(cert: x509.Certificate) -> str | None:
+    """The name of the weak hash ``cert`` was signed with, or None if acceptable."""
+    weak = _WEAK_SIGNATURE_OIDS.get(cert.signature_algorithm_oid.dotted_string)
+    if weak:
+        return weak
+    try:
+        algorithm = cert.signature_hash_algorithm  # RSA-PSS: the hash from its parameters
+    except UnsupportedAlgorithm:
+        return None  # OpenSSL checked the signature itself; nothing weak we know of
+    if isinstance(algorithm, hashes.MD5):
+        return "MD5"
+    if isinstance(algorithm, hashes.SHA1):
+        return "SHA-1"
+    return None
+
+
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def name_mismatch(cert: x509.Certificate, server_name: str) -> str | None:
+    """The reason ``cert`` is not valid for ``server_name``, or None if it is.
+
+    subjectAltName dNSName and iPAddress only; a certificate without a SAN
+    matches nothing (the CN is never consulted).
+    """
+    san = _extension(cert, x509.SubjectAlternativeName)
+    dns_names: list[str] = []
+    ip_addresses: list = []
+    if isinstance(san, x509.SubjectAlternativeName):
+        dns_names = san.get_values_for_type(x509.DNSName)
+        ip_addresses = san.get_values_for_type(x509.IPAddress)
+    if match_server_name(server_name, dns_names, ip_addresses):
+        return None
+    return f"certificate is not valid for {server_name!r}"
+
+
+def time_problem(cert: x509.Certificate, now: datetime) -> str | None:
+    """Why ``cert`` is not valid at ``now``: notBefore..notAfter, both inclusive."""
+    if now < cert.not_valid_before_utc:
+        return "certificate is not yet valid"
+    if now > cert.not_valid_after_utc:
+        return "certificate has expired"
+    return None
+
+
+def _strength_problem(cert: x509.Certificate) -> str | None:
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return "unsupported or malformed public key"
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"RSA key too small ({key.key_size} bits, at least {MIN_RSA_BITS} required)"
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA keys are not accepted"
+    weak = _weak_signature_hash(cert)
+    if weak:
+        return f"{weak} signatures are not accepted"
+    return None
+
+
+def _usage_problem(cert: x509.Certificate, depth: int) -> str | None:
+    """keyUsage/extendedKeyUsage, where present, must allow the use (spec section 2)."""
+    eku = _extension(cert, x509.ExtendedKeyUsage)
+    if isinstance(eku, x509.ExtendedKeyUsage) and ExtendedKeyUsageOID.SERVER_AUTH not in eku:
+        # Same rule as OpenSSL's "sslserver" purpose, CAs included:
+        # anyExtendedKeyUsage alone does not make a TLS server.
+        return "unsupported certificate purpose"
+    ku = _extension(cert, x509.KeyUsage)
+    if depth == 0:
+        if isinstance(ku, x509.KeyUsage) and not (
+            ku.digital_signature or ku.key_encipherment or ku.key_agreement
+        ):
+            return "unsupported certificate purpose"
+        return None
+    bc = _extension(cert, x509.BasicConstraints)
+    if not (isinstance(bc, x509.BasicConstraints) and bc.ca):
+        return "invalid CA certificate"
+    if isinstance(ku, x509.KeyUsage) and not ku.key_cert_sign:
+        return "key usage does not include certificate signing"
+    return None
+
+
+def check_certificate(
+    cert: x509.Certificate,
+    depth: int,
+    *,
+    is_anchor: bool,
+    server_name: str | None,
+    now: datetime,
+) -> str | None:
+    """Why ``cert`` at ``depth`` (0 = the server's leaf) is unacceptable, or None.
+
+    ``is_anchor``: the certificate is one of the configured trust anchors, so
+    the chain ends here; its key, signature and usage are not judged (the
+    spec refuses weak material only *below* the anchor), but its dates are,
+    and a leaf that is itself an anchor must still carry the server name.
+    ``now`` must be timezone-aware (UTC).
+    """
+    try:
+        problem = time_problem(cert, now)
+        if problem is None and not is_anchor:
+            problem = _strength_problem(cert) or _usage_problem(cert, depth)
+        if problem is None and depth == 0 and server_name is not None:
+            problem = name_mismatch(cert, server_name)
+    except ValueError:
+        # cryptography refuses to parse an extension OpenSSL tolerated.
+        return "malformed certificate extension"
+    return problem

@@ -1,0 +1,183 @@
+"""One client connection: an OpenSSL ``SSL`` object between two memory BIOs.
+
+``SSL.Connection(ctx, None)`` gives a connection with no socket: ciphertext
+goes in with ``bio_write`` and comes out with ``bio_read``, which is exactly
+the sans-I/O contract of :mod:`tlsc.session`.  Network EOF is
+``bio_shutdown()``: OpenSSL then reports an unexpected EOF (pyOpenSSL's
+``SysCallError``) when it runs out of bytes, which is our :class:`Truncated`.
+``OP_IGNORE_UNEXPECTED_EOF`` is never set, or truncation would look like a
+clean close.
+
+Errors are sticky: once a :class:`TLSError` was raised, the session is dead
+and every later ``do_handshake``/``read``/``write`` raises the same one again,
+rather than whatever OpenSSL says about a connection in error state.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
+
+from tlsc.session import (
+    Facts,
+    TLSError,
+    Truncated,
+    VerificationError,
+    WriteClosed,
+)
+
+from .errors import classify
+from .verify import verification_error
+
+__all__ = ["OpenSSLSession"]
+
+_CHUNK = 65536
+
+
+class OpenSSLSession:
+    """The :class:`tlsc.session.Session` implementation over pyOpenSSL."""
+
+    def __init__(self, context: SSL.Context, sni: str | None, sni_wire: bytes | None) -> None:
+        """``sni``: the name for :meth:`facts`; ``sni_wire``: its ASCII form to send."""
+        self._sni = sni
+        #: First reason the verify callback refused the server's chain for.
+        self.verify_failure: str | None = None
+        self._conn = SSL.Connection(context, None)
+        self._conn.set_app_data(self)  # the verify callback finds us here
+        self._conn.set_connect_state()
+        if sni_wire is not None:
+            self._conn.set_tlsext_host_name(sni_wire)
+        self._handshake_done = False
+        self._network_eof = False
+        self._peer_closed = False  # read returned b"": close_notify received
+        self._we_closed = False  # close_notify() was called
+        self._failure: TLSError | None = None
+
+    # -- input ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        if not data:
+            if not self._network_eof:
+                self._network_eof = True
+                self._conn.bio_shutdown()
+            return
+        try:
+            self._conn.bio_write(data)
+        except SSL.Error:
+            pass  # a memory BIO does not refuse bytes; if it did, read() will tell
+
+    def do_handshake(self) -> bool:
+        if self._handshake_done:
+            return True
+        self._raise_if_failed()
+        try:
+            self._conn.do_handshake()
+        except SSL.WantReadError:
+            if self._network_eof:
+                self._fail(Truncated("connection closed during the handshake"))
+            return False
+        except SSL.SysCallError:
+            self._fail(Truncated("connection closed during the handshake"))
+        except SSL.Error as e:
+            self._fail(self._handshake_error(e))
+        self._handshake_done = True
+        return True
+
+    def read(self, max_bytes: int) -> bytes | None:
+        if self._peer_closed:
+            return b""
+        self._raise_if_failed()
+        try:
+            return self._conn.recv(max_bytes)
+        except SSL.ZeroReturnError:
+            self._peer_closed = True
+            return b""
+        except SSL.WantReadError:
+            if self._network_eof:
+                self._fail(Truncated("connection closed without close_notify"))
+            return None
+        except SSL.SysCallError:
+            self._fail(Truncated("connection closed without close_notify"))
+        except SSL.Error as e:
+            self._fail(self._handshake_error(e) if not self._handshake_done else classify(e))
+
+    # -- output --------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self._we_closed:
+            raise WriteClosed("close_notify already sent")
+        self._raise_if_failed()
+        if self._peer_closed and self._conn.get_protocol_version_name() != "TLSv1.3":
+            # Before TLS 1.3 a close_notify closes both directions (RFC 5246 7.2.1).
+            raise WriteClosed("the peer sent close_notify")
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self._conn.send(view)
+            except (SSL.WantReadError, SSL.WantWriteError):
+                # Cannot happen after the handshake with memory BIOs (they
+                # grow and renegotiation is off); refuse loudly rather than
+                # drop plaintext silently.
+                self._fail(TLSError("TLS engine cannot send now"))
+            except SSL.Error as e:
+                self._fail(classify(e))
+            view = view[sent:]
+
+    def close_notify(self) -> None:
+        if self._we_closed:
+            return
+        self._we_closed = True
+        if self._failure is not None:
+            return  # a fatal alert was queued already; close_notify would be a lie
+        try:
+            self._conn.shutdown()
+        except SSL.Error:
+            # WantRead: sent, the peer's close_notify not yet here; fine.
+            # Anything else (handshake not finished): nothing to close.
+            pass
+
+    def data_to_send(self) -> bytes:
+        out: list[bytes] = []
+        while True:
+            try:
+                chunk = self._conn.bio_read(_CHUNK)
+            except SSL.WantReadError:
+                break
+            except SSL.Error:
+                break
+            if not chunk:
+                break
+            out.append(chunk)
+        return b"".join(out)
+
+    # -- facts ---------------------------------------------------------------
+
+    def facts(self) -> Facts:
+        cert = self._conn.get_peer_certificate(as_cryptography=True)
+        return Facts(
+            protocol=self._conn.get_protocol_version_name(),
+            cipher=self._conn.get_cipher_name() or "",
+            peer_certificate=cert.public_bytes(Encoding.DER) if cert is not None else None,
+            server_name=self._sni,
+        )
+
+    # -- helpers -------------------------------------------------------------
+
+    def _handshake_error(self, error: SSL.Error) -> TLSError:
+        if self.verify_failure is not None:
+            return verification_error(self.verify_failure)
+        exc = classify(error)
+        if str(exc) == "certificate verify failed":
+            return VerificationError(str(exc))
+        return exc
+
+    def _fail(self, exc: TLSError) -> NoReturn:
+        """Make ``exc`` the session's fate and raise it."""
+        self._failure = exc
+        raise exc
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure

@@ -1,0 +1,256 @@
+"""Certificate verification: OpenSSL's chain checks plus :mod:`.policy`, two ways.
+
+* During a handshake, :class:`Verifier` is the context's verify callback.
+  OpenSSL calls it with ``ok=0`` for each error it finds (we record a readable
+  reason and abort) and with ``ok=1`` once per certificate, anchor first and
+  leaf last, when a depth passed; that is where :func:`.policy.check_certificate`
+  runs, name check included at depth 0.  Refusing in the callback makes
+  OpenSSL abort the handshake with an alert *before* any client certificate is
+  sent, which is what the spec requires.
+* :func:`verify_chain` runs the same store configuration through an
+  ``X509StoreContext`` and then the same policy over the verified chain, for
+  the conformance harness.
+
+Both configure the store for partial chains (any anchor, intermediate or
+leaf, ends the chain).  Dates are the policy's (inclusive at both ends): in a
+handshake OpenSSL still checks them, so that the alert it sends says
+"certificate expired", but the callback overrides its verdict with the
+policy's; :func:`verify_chain` turns OpenSSL's time check off instead
+(:data:`CHAIN_STORE_FLAGS`) as it has no callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL, crypto
+
+from tlsc.session import VerificationError
+
+from .policy import check_certificate, time_problem
+
+__all__ = [
+    "CHAIN_STORE_FLAGS",
+    "STORE_FLAGS",
+    "Verifier",
+    "describe_verify_error",
+    "new_store",
+    "verify_chain",
+]
+
+#: ``X509_V_FLAG_NO_CHECK_TIME`` from OpenSSL's x509_vfy.h (stable since 1.1.0);
+#: pyOpenSSL's ``X509StoreFlags`` does not export it.
+X509_V_FLAG_NO_CHECK_TIME = 0x200000
+
+#: The handshake's store: any anchor terminates a chain.
+STORE_FLAGS = crypto.X509StoreFlags.PARTIAL_CHAIN
+#: :func:`verify_chain`'s store: the same, dates left to the policy.
+CHAIN_STORE_FLAGS = STORE_FLAGS | X509_V_FLAG_NO_CHECK_TIME
+
+#: X509_V_ERR_* codes pyOpenSSL does not name (x509_vfy.h, stable values):
+#: OpenSSL's security-level checks, which the policy decides on its own terms.
+X509_V_ERR_EE_KEY_TOO_SMALL = 66
+X509_V_ERR_CA_KEY_TOO_SMALL = 67
+X509_V_ERR_CA_MD_TOO_WEAK = 68
+_SECURITY_LEVEL_ERRORS = {
+    X509_V_ERR_EE_KEY_TOO_SMALL,
+    X509_V_ERR_CA_KEY_TOO_SMALL,
+    X509_V_ERR_CA_MD_TOO_WEAK,
+}
+
+_TIME_ERRORS = {
+    SSL.X509VerificationCodes.ERR_CERT_HAS_EXPIRED,
+    SSL.X509VerificationCodes.ERR_CERT_NOT_YET_VALID,
+}
+
+_UNKNOWN_CA = " (unknown CA)"
+_C = SSL.X509VerificationCodes
+_TEXTS: dict[int, str] = {
+    _C.ERR_UNABLE_TO_GET_ISSUER_CERT: "unable to get issuer certificate" + _UNKNOWN_CA,
+    _C.ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: (
+        "unable to get local issuer certificate" + _UNKNOWN_CA
+    ),
+    _C.ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: (
+        "unable to verify the first certificate" + _UNKNOWN_CA
+    ),
+    _C.ERR_DEPTH_ZERO_SELF_SIGNED_CERT: "self-signed certificate",
+    _C.ERR_SELF_SIGNED_CERT_IN_CHAIN: "self-signed certificate in certificate chain" + _UNKNOWN_CA,
+    _C.ERR_CERT_UNTRUSTED: "certificate not trusted",
+    _C.ERR_CERT_REJECTED: "certificate rejected",
+    _C.ERR_CERT_NOT_YET_VALID: "certificate is not yet valid",
+    _C.ERR_CERT_HAS_EXPIRED: "certificate has expired",
+    _C.ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD: "format error in certificate's notBefore field",
+    _C.ERR_ERROR_IN_CERT_NOT_AFTER_FIELD: "format error in certificate's notAfter field",
+    _C.ERR_CERT_SIGNATURE_FAILURE: "certificate signature failure",
+    _C.ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE: "unable to decrypt certificate's signature",
+    _C.ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY: "unable to decode issuer public key",
+    _C.ERR_CERT_CHAIN_TOO_LONG: "certificate chain too long",
+    _C.ERR_INVALID_CA: "invalid CA certificate",
+    _C.ERR_INVALID_NON_CA: "invalid non-CA certificate (has CA markings)",
+    _C.ERR_PATH_LENGTH_EXCEEDED: "path length constraint exceeded",
+    _C.ERR_INVALID_PURPOSE: "unsupported certificate purpose",
+    _C.ERR_KEYUSAGE_NO_CERTSIGN: "key usage does not include certificate signing",
+    _C.ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE: "key usage does not include digital signature",
+    _C.ERR_UNHANDLED_CRITICAL_EXTENSION: "unhandled critical extension",
+    _C.ERR_INVALID_EXTENSION: "invalid or inconsistent certificate extension",
+    _C.ERR_SUBJECT_ISSUER_MISMATCH: "subject issuer mismatch",
+    _C.ERR_AKID_SKID_MISMATCH: "authority and subject key identifier mismatch",
+    _C.ERR_AKID_ISSUER_SERIAL_MISMATCH: "authority and issuer serial number mismatch",
+    _C.ERR_PERMITTED_VIOLATION: "permitted subtree violation",
+    _C.ERR_EXCLUDED_VIOLATION: "excluded subtree violation",
+    _C.ERR_HOSTNAME_MISMATCH: "hostname mismatch",
+    _C.ERR_IP_ADDRESS_MISMATCH: "IP address mismatch",
+    X509_V_ERR_EE_KEY_TOO_SMALL: "EE certificate key too weak",
+    X509_V_ERR_CA_KEY_TOO_SMALL: "CA certificate key too weak",
+    X509_V_ERR_CA_MD_TOO_WEAK: "CA signature digest algorithm too weak",
+}
+
+
+def describe_verify_error(errnum: int, fallback: str | None = None) -> str:
+    """Readable text for an ``X509_V_ERR_*`` code (OpenSSL's wording, plus hints)."""
+    return _TEXTS.get(errnum) or fallback or f"X.509 verification error {errnum}"
+
+
+def verification_error(reason: str) -> VerificationError:
+    """The exception the core reports, one wording for both verification paths."""
+    return VerificationError(f"certificate verify failed: {reason}")
+
+
+def new_store(anchors: Iterable[x509.Certificate]) -> crypto.X509Store:
+    """A store for :func:`verify_chain`: ``anchors`` that OpenSSL accepts, its flags."""
+    store = crypto.X509Store()
+    for cert in anchors:
+        try:
+            store.add_cert(crypto.X509.from_cryptography(cert))
+        except crypto.Error:
+            continue  # same as client_context: unusable anchors are skipped
+    store.set_flags(CHAIN_STORE_FLAGS)
+    return store
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.DER)
+
+
+class VerifyState(Protocol):
+    """What the callback needs from a session: where to leave the first reason."""
+
+    verify_failure: str | None
+
+
+class Verifier:
+    """The verify callback of a client context, shared by all its sessions.
+
+    A session makes itself the connection's app data; the callback records the
+    first failure reason on it so that ``do_handshake`` can raise a
+    :class:`VerificationError` that says why instead of OpenSSL's generic
+    "certificate verify failed".
+    """
+
+    def __init__(
+        self,
+        anchors_der: frozenset[bytes],
+        server_name: str | None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.anchors_der = anchors_der
+        self.server_name = server_name
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+
+    def __call__(
+        self, conn: SSL.Connection, cert: crypto.X509, errnum: int, depth: int, ok: int
+    ) -> bool:
+        state: VerifyState = conn.get_app_data()
+        try:
+            reason = self._judge(cert.to_cryptography(), errnum, depth, ok)
+        except Exception as e:  # never let an exception escape into OpenSSL
+            reason = f"internal error while verifying: {type(e).__name__}"
+        if reason is None:
+            return True
+        if state.verify_failure is None:
+            state.verify_failure = reason
+        return False
+
+    def _judge(self, cert: x509.Certificate, errnum: int, depth: int, ok: int) -> str | None:
+        is_anchor = _der(cert) in self.anchors_der
+        if not ok:
+            if errnum in _TIME_ERRORS:
+                # The policy's inclusive dates decide; OpenSSL's error (and so
+                # its "certificate expired" alert) stands when they agree.
+                return time_problem(cert, self.clock())
+            if errnum in _SECURITY_LEVEL_ERRORS:
+                # OpenSSL's security level is build-dependent; the policy decides.
+                # Forgiven only for an anchor, whose material the spec exempts.
+                if is_anchor:
+                    return None
+                policy = check_certificate(
+                    cert, depth, is_anchor=False, server_name=None, now=self.clock()
+                )
+                return policy or describe_verify_error(errnum)
+            return describe_verify_error(errnum)
+        return check_certificate(
+            cert, depth, is_anchor=is_anchor, server_name=self.server_name, now=self.clock()
+        )
+
+
+def _parse(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise verification_error("malformed certificate") from None
+
+
+def verify_chain(
+    chain_der: Sequence[bytes],
+    anchors_der: Sequence[bytes],
+    server_name: str | None = None,
+    at_time: datetime | None = None,
+) -> None:
+    """Verify a server chain (leaf first, DER) exactly as a handshake would.
+
+    Raises :class:`VerificationError` with the same reason the handshake path
+    gives; returns None when the chain is acceptable.  ``at_time`` (default:
+    now; a naive datetime is taken as UTC) is the moment validity dates are
+    checked at.  For the conformance harness: it needs no network.
+    """
+    if not chain_der:
+        raise verification_error("no certificate")
+    if at_time is None:
+        now = datetime.now(timezone.utc)
+    elif at_time.tzinfo is None:
+        now = at_time.replace(tzinfo=timezone.utc)
+    else:
+        now = at_time.astimezone(timezone.utc)
+    chain = [_parse(der) for der in chain_der]
+    anchors = []
+    for der in anchors_der:
+        try:
+            anchors.append(x509.load_der_x509_certificate(der))
+        except ValueError:
+            continue  # same as client_context: unusable anchors are skipped
+    store = new_store(anchors)
+    leaf = crypto.X509.from_cryptography(chain[0])
+    untrusted = [crypto.X509.from_cryptography(c) for c in chain[1:]]
+    try:
+        verified = crypto.X509StoreContext(store, leaf, untrusted).get_verified_chain()
+    except crypto.X509StoreContextError as e:
+        code, _depth, message = e.errors
+        raise verification_error(describe_verify_error(code, message)) from None
+    verified_crypto = [c.to_cryptography() for c in verified]
+    anchor_set = frozenset(anchors_der)
+    # Anchor first, leaf last: the order OpenSSL calls the handshake callback in.
+    for depth in range(len(verified_crypto) - 1, -1, -1):
+        cert = verified_crypto[depth]
+        problem = check_certificate(
+            cert,
+            depth,
+            is_anchor=_der(cert) in anchor_set,
+            server_name=server_name,
+            now=now,
+        )
+        if problem:
+            raise verification_error(problem)
