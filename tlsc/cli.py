@@ -11,6 +11,7 @@ out of here prints a traceback.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 import click
@@ -180,6 +181,9 @@ def command(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # stderr carries tlsc's own lines only (spec section 4): a library's
+    # DeprecationWarning about some certificate in a CA bundle is not one of them.
+    warnings.simplefilter("ignore")
     log = Log("tlsc", 1)
     try:
         code = command.main(

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Install everything tlsc, its two backends and its tests need, on a fresh
+# Debian machine: the peer programs the tests talk to, and a virtual
+# environment in .venv with the core and both backends (editable).
+set -eu
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    openssl gnutls-bin ucspi-tcp stunnel4 socat procps >/dev/null
+fi
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e . -e backends/openssl -e backends/tlslite
+.venv/bin/pip install -q -r requirements-test.txt
+echo "installed: $(.venv/bin/tlsc --version); backends:"
+.venv/bin/tlsc --list-backends
