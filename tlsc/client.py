@@ -35,7 +35,7 @@ def check_fd(fd: int, what: str) -> None:
     try:
         os.fstat(fd)
     except OSError:
-        raise Fatal(exitcodes.SYSTEM, f"{what} {fd} is not open") from None
+        raise Fatal(exitcodes.SYSTEM, f"unable to use {what} {fd}: not open") from None
 
 
 def load_backend(name: str | None, log: Log):  # noqa: ANN201 - a Backend
@@ -43,7 +43,7 @@ def load_backend(name: str | None, log: Log):  # noqa: ANN201 - a Backend
         candidate = registry.select(name)
         backend = registry.load(candidate)
     except registry.BackendNotFound as e:
-        raise Fatal(exitcodes.USAGE, str(e)) from None
+        raise Fatal(exitcodes.USAGE, f"unable to select a backend: {e}") from None
     log.debug(f"backend: {candidate.name}")
     return backend
 
@@ -95,9 +95,9 @@ def run(opts: Options, log: Log) -> int:
     try:
         session = backend.client_context(cfg, log.warn).session()
     except ConfigError as e:
-        raise Fatal(exitcodes.CONFIG, str(e)) from None
+        raise Fatal(exitcodes.CONFIG, f"unable to load the TLS configuration: {e}") from None
     except EngineError as e:
-        raise Fatal(exitcodes.ENGINE, str(e)) from None
+        raise Fatal(exitcodes.ENGINE, f"unable to set up the TLS engine: {e}") from None
     del key, cfg
 
     child = spawn(opts.prog, opts.read_fd, opts.write_fd)

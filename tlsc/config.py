@@ -72,7 +72,9 @@ def read_anchors(env: Mapping[str, str], log: Log) -> list[tuple[str, bytes]]:
         anchors = [(cafile, der) for der in certificates_in(_read(cafile, "CAFILE"))]
         where = f"CAFILE {cafile}"
     if not anchors:
-        raise Fatal(exitcodes.CONFIG, f"no usable trust anchor in {where}")
+        raise Fatal(
+            exitcodes.CONFIG, f"unable to load trust anchors: no usable certificate in {where}"
+        )
     return anchors
 
 
@@ -81,11 +83,13 @@ def read_client_credentials(env: Mapping[str, str]) -> tuple[list[bytes], bytes]
     certfile, keyfile = env.get("CERTFILE"), env.get("KEYFILE")
     missing = [n for n, v in (("CERTFILE", certfile), ("KEYFILE", keyfile)) if not v]
     if missing:
-        raise Fatal(exitcodes.USAGE, f"-y needs {' and '.join(missing)} set in the environment")
+        raise Fatal(
+            exitcodes.USAGE, f"missing {' and '.join(missing)}: -y needs them in the environment"
+        )
     assert certfile and keyfile
     chain = certificates_in(_read(certfile, "CERTFILE"))
     if not chain:
-        raise Fatal(exitcodes.CONFIG, f"no certificate in CERTFILE {certfile}")
+        raise Fatal(exitcodes.CONFIG, f"unable to load CERTFILE {certfile}: no certificate in it")
     return chain, _read(keyfile, "KEYFILE")
 
 
@@ -94,7 +98,7 @@ def _numeric(env: Mapping[str, str], var: str) -> int | None:
     if value is None or value == "":
         return None
     if not value.isascii() or not value.isdigit():
-        raise Fatal(exitcodes.USAGE, f"{var} must be a numeric id, not {value!r}")
+        raise Fatal(exitcodes.USAGE, f"invalid {var}: must be a numeric id, not {value!r}")
     return int(value)
 
 

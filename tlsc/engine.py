@@ -160,14 +160,14 @@ class Engine:
             p = select.poll()
             p.register(fd, POLLOUT)
             if not p.poll(timeout):
-                raise Fatal(exitcodes.TLS, "handshake timed out")
+                raise Fatal(exitcodes.TLS, "handshake failed: timed out")
 
     def _remaining(self, deadline: float | None) -> int | None:
         if deadline is None:
             return None
         left = deadline - time.monotonic()
         if left <= 0:
-            raise Fatal(exitcodes.TLS, "handshake timed out")
+            raise Fatal(exitcodes.TLS, "handshake failed: timed out")
         return max(1, int(left * 1000))
 
     # -- the handshake ------------------------------------------------------
@@ -203,7 +203,7 @@ class Engine:
             if done:
                 return
             if not p.poll(self._remaining(deadline)):
-                raise Fatal(exitcodes.TLS, "handshake timed out")
+                raise Fatal(exitcodes.TLS, "handshake failed: timed out")
             try:
                 data = os.read(self.net_r, CHUNK)
             except BlockingIOError:
@@ -289,7 +289,7 @@ class Engine:
         self._register(self.from_prog, POLLIN if want_prog else 0)
         if not self.registered:
             # Nothing can make progress: only a bug gets here; never spin or hang.
-            raise Fatal(exitcodes.SYSTEM, "relay stalled (internal error)")
+            raise Fatal(exitcodes.SYSTEM, "internal error: relay stalled")
         for fd, ev in self.poller.poll():
             if fd == self.net_r and want_net:
                 self._read_net()

@@ -1,0 +1,85 @@
+"""tlsc backend ``tlslite``: tlslite-ng, pure Python, with our own X.509 verifier.
+
+The entry point ``tlsc.backends: tlslite`` names :data:`backend`.  Importing
+this package imports tlslite-ng, asn1crypto and python-ecdsa only, never
+``cryptography``/pyOpenSSL: a packager who installs this backend alone gets a
+TLS client without any compiled crypto.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from tlsc.session import BackendInfo, Capabilities, ClientConfig, ConfigError, Warn
+
+from .keys import load_client_credentials
+from .session import TlsliteClientContext, make_settings
+from .verify import TrustStore, load_anchor, verify_chain
+
+__all__ = ["CAPABILITIES", "TlsliteBackend", "backend", "verify_chain"]
+
+__version__ = "0.1.0"
+
+CAPABILITIES = Capabilities(
+    tls_versions=("TLSv1.2", "TLSv1.3"),
+    key_types=("RSA", "ECDSA", "Ed25519"),
+    client_certificates=True,
+    # tlslite answers the peer's close_notify with its own and closes both
+    # directions: prog's output after that is discarded by the core.
+    write_after_close_notify=False,
+    server=False,
+)
+
+
+def _library_version() -> str:
+    try:
+        return version("tlslite-ng")
+    except PackageNotFoundError:
+        import tlslite
+
+        return str(getattr(tlslite, "__version__", "unknown"))
+
+
+class TlsliteBackend:
+    """The object registered under ``tlsc.backends``; satisfies ``tlsc.session.Backend``."""
+
+    name = "tlslite"
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            name=self.name,
+            version=__version__,
+            library="tlslite-ng",
+            library_version=_library_version(),
+            capabilities=CAPABILITIES,
+        )
+
+    def client_context(self, config: ClientConfig, warn: Warn) -> TlsliteClientContext:
+        """Parse anchors and credentials once; ConfigError (96) / EngineError (97) on failure."""
+        verifier = None
+        if config.verify:
+            usable = []
+            for origin, der in config.anchors:
+                anchor = load_anchor(der)
+                if anchor is None:
+                    warn(f"{origin}: not a certificate, skipped")
+                else:
+                    usable.append(anchor)
+            if not usable:
+                raise ConfigError("no usable trust anchor in CADIR/CAFILE")
+            store = TrustStore(usable)
+            server_name = config.server_name
+
+            def verifier(chain_der: list[bytes]) -> None:
+                store.verify(chain_der, server_name)
+
+        cert_chain = private_key = None
+        if config.cert_chain or config.private_key is not None:
+            if config.private_key is None:
+                raise ConfigError("KEYFILE: no private key given for the client certificate")
+            cert_chain, private_key = load_client_credentials(config.cert_chain, config.private_key)
+        settings = make_settings()
+        return TlsliteClientContext(settings, verifier, config.sni, cert_chain, private_key)
+
+
+backend = TlsliteBackend()

@@ -1,0 +1,97 @@
+"""Every use of tlslite-ng's *private* API, in one place.
+
+tlslite-ng's public API has no hook to verify the server's certificate during
+the handshake, no way to send a close_notify without also giving up reading,
+and no way to send an arbitrary alert.  What we need of its internals is here
+and nowhere else, so that upgrading tlslite-ng means re-checking this file
+against the new ``tlsconnection.py``/``tlsrecordlayer.py``.  Checked against
+tlslite-ng 0.8.2 (the pyproject pins ``<0.9``).
+
+Private names used (all on ``TLSConnection``/``TLSRecordLayer``):
+
+* ``_clientGetKeyFromChain(certificate, settings, tack_ext=None)`` (overridden):
+  the one generator step that both the TLS 1.2 client (after ServerHelloDone,
+  before the client Certificate and before the ServerKeyExchange signature is
+  checked) and the TLS 1.3 client (after Certificate and CertificateVerify
+  were received, before the client Certificate) go through with the server's
+  Certificate message.  It is the earliest point where the whole chain is
+  known and the latest one before anything of ours leaves.
+* ``_sendError(description, message)``: sends a fatal alert, shuts the
+  connection down and raises ``TLSLocalAlert``.
+* ``_sendMsg(message)``: encrypts and sends one record under the current
+  write state.
+* ``sock`` (the ``BufferedSocket`` tlslite wraps ours in): ``flush()`` so an
+  alert queued while a flight is being buffered does go out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tlsc.session import VerificationError
+from tlslite.constants import AlertDescription, AlertLevel
+from tlslite.messages import Alert
+from tlslite.tlsconnection import TLSConnection
+
+__all__ = ["VerifyingConnection", "send_alert", "send_close_notify"]
+
+ChainVerifier = Callable[[list[bytes]], None]
+
+
+class VerifyingConnection(TLSConnection):
+    """A TLSConnection that runs ``verifier`` on the server chain inside the handshake.
+
+    ``verifier(chain_der)`` raises :class:`VerificationError` (with an
+    ``alert`` attribute naming the alert) to reject the chain; the handshake
+    then sends that alert and fails with ``TLSLocalAlert``, and the error is
+    kept in :attr:`verification_error` so the session can report it as such.
+    """
+
+    def __init__(self, sock: Any, verifier: ChainVerifier | None) -> None:
+        super().__init__(sock)
+        self.tlsc_verifier = verifier
+        self.verification_error: VerificationError | None = None
+
+    # PRIVATE: overrides a private generator of TLSConnection (see module docstring).
+    def _clientGetKeyFromChain(  # noqa: N802 - tlslite's name
+        self, certificate: Any, settings: Any, tack_ext: Any = None
+    ) -> Iterator[Any]:
+        chain = certificate.cert_chain
+        if self.tlsc_verifier is not None and chain is not None and chain.getNumCerts():
+            ders = [bytes(c.bytes) for c in chain.x509List]
+            try:
+                self.tlsc_verifier(ders)
+            except VerificationError as e:
+                self.verification_error = e
+                name = getattr(e, "alert", "bad_certificate")
+                description = getattr(AlertDescription, name, AlertDescription.bad_certificate)
+                # PRIVATE: _sendError sends the fatal alert, shuts down, raises TLSLocalAlert.
+                yield from self._sendError(description, str(e))
+        yield from super()._clientGetKeyFromChain(certificate, settings, tack_ext)
+
+
+def _drive(gen: Iterator[Any]) -> None:
+    """Run a tlslite generator that only writes (our socket never blocks)."""
+    for _ in gen:
+        pass
+
+
+def send_close_notify(conn: TLSConnection) -> None:
+    """Send a lone warning-level close_notify, leaving the read side open.
+
+    ``TLSConnection.close()`` would also shut the connection down (and by
+    default wait for the peer's reply); the spec wants our direction closed
+    and reading to go on.
+    """
+    alert = Alert().create(AlertDescription.close_notify, AlertLevel.warning)
+    _drive(conn._sendMsg(alert))  # PRIVATE
+    conn.sock.flush()  # PRIVATE (BufferedSocket)
+
+
+def send_alert(conn: TLSConnection, description: int) -> None:
+    """Send a fatal alert under the current write state (used for garbage input)."""
+    alert = Alert().create(description, AlertLevel.fatal)
+    conn.sock.flush()  # PRIVATE (BufferedSocket): queued records first, in order
+    _drive(conn._sendMsg(alert))  # PRIVATE
+    conn.sock.flush()  # PRIVATE

@@ -1,0 +1,399 @@
+"""The sans-I/O session over tlslite-ng's generator API.
+
+tlslite-ng is written for sockets, but every operation also exists as a
+generator (``handshakeClientCert(async_=True)``, ``readAsync``,
+``writeAsync``) that yields 0 when the socket would block on reading.  We give
+it an in-memory socket: ``recv`` raises ``BlockingIOError(EWOULDBLOCK)`` when
+nothing was received (the generator then yields 0 and we report "needs
+input"), returns ``b""`` once EOF was fed, and ``send`` appends to the
+outgoing buffer and never blocks.
+
+A suspended generator holds state in its frames (a record tlslite has
+started to read lives in a local variable of ``_sockRecvAll``), so the
+handshake generator, and then ONE read generator at a time, are kept alive
+across calls and resumed, never recreated while suspended.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tlsc.session import (
+    AlertReceived,
+    EngineError,
+    Facts,
+    ProtocolError,
+    TLSError,
+    Truncated,
+    WriteClosed,
+)
+from tlslite.constants import AlertDescription, ContentType
+from tlslite.errors import TLSAbruptCloseError, TLSLocalAlert, TLSRemoteAlert
+from tlslite.handshakesettings import HandshakeSettings
+
+from ._tlslite_private import VerifyingConnection, send_alert, send_close_notify
+
+__all__ = ["OPENSSL_CIPHER_NAMES", "TlsliteClientContext", "TlsliteSession", "make_settings"]
+
+#: IANA suite id -> OpenSSL name (what SSL_CIPHER must say, identical across backends).
+OPENSSL_CIPHER_NAMES: dict[int, str] = {
+    0x1301: "TLS_AES_128_GCM_SHA256",
+    0x1302: "TLS_AES_256_GCM_SHA384",
+    0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+    0xC02B: "ECDHE-ECDSA-AES128-GCM-SHA256",
+    0xC02C: "ECDHE-ECDSA-AES256-GCM-SHA384",
+    0xC02F: "ECDHE-RSA-AES128-GCM-SHA256",
+    0xC030: "ECDHE-RSA-AES256-GCM-SHA384",
+    0xCCA8: "ECDHE-RSA-CHACHA20-POLY1305",
+    0xCCA9: "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+
+_PROTOCOLS = {(3, 3): "TLSv1.2", (3, 4): "TLSv1.3"}
+
+#: First byte of a TLS record: change_cipher_spec, alert, handshake, application_data, heartbeat.
+_RECORD_TYPES = frozenset(ContentType.all)
+
+ChainVerifier = Callable[[list[bytes]], None]
+
+
+def make_settings() -> HandshakeSettings:
+    """TLS 1.2/1.3, ECDHE only, AEAD only; validated now so a bad setting is an EngineError."""
+    s = HandshakeSettings()
+    s.minVersion = (3, 3)
+    s.maxVersion = (3, 4)
+    s.versions = [(3, 4), (3, 3)]
+    s.cipherNames = ["chacha20-poly1305", "aes128gcm", "aes256gcm"]
+    s.macNames = ["aead"]
+    s.keyExchangeNames = ["ecdhe_ecdsa", "ecdhe_rsa"]
+    s.eccCurves = ["x25519", "secp256r1", "secp384r1", "secp521r1"]
+    s.keyShares = ["x25519", "secp256r1"]
+    s.dhGroups = []
+    # SHA-1 and SHA-224 out of ServerKeyExchange/CertificateVerify signatures.
+    s.rsaSigHashes = ["sha512", "sha384", "sha256"]
+    s.ecdsaSigHashes = ["sha512", "sha384", "sha256"]
+    s.use_heartbeat_extension = False
+    # tlslite 0.8.2 compresses our client Certificate in TLS 1.3 when the
+    # server asks for it, and OpenSSL then rejects the handshake: never compress.
+    s.certificate_compression_send = []
+    try:
+        return s.validate()
+    except Exception as e:
+        raise EngineError(f"tlslite-ng rejected our handshake settings: {e}") from None
+
+
+class _Garbage(OSError):
+    """Raised by the memory socket where the input stops looking like TLS records."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(errno.EPROTO, reason)
+        self.reason = reason
+
+
+class _RecordScanner:
+    """Follows the record framing of the incoming stream to spot non-TLS input early.
+
+    Without this, tlslite reads bytes that do not start with a record type as
+    an SSLv2 header and may wait for thousands of bytes that never come: an
+    HTTP error page followed by EOF would look like a truncation (a clean end
+    under -j) instead of the protocol error it is.
+    """
+
+    def __init__(self) -> None:
+        self._header = bytearray()
+        self._body_left = 0
+
+    def feed(self, data: bytes) -> tuple[int, str | None]:
+        """(how many bytes of ``data`` are plausible TLS, why the rest is not)."""
+        i = 0
+        while i < len(data):
+            if self._body_left:
+                step = min(self._body_left, len(data) - i)
+                self._body_left -= step
+                i += step
+                continue
+            start = i
+            take = min(5 - len(self._header), len(data) - i)
+            self._header += data[i : i + take]
+            i += take
+            if self._header[0] not in _RECORD_TYPES:
+                return start, f"not a TLS record (first byte 0x{self._header[0]:02x})"
+            if len(self._header) >= 2 and self._header[1] != 3:
+                return start, "not a TLS record (bad version in the record header)"
+            if len(self._header) < 5:
+                break
+            self._body_left = int.from_bytes(self._header[3:5], "big")
+            self._header.clear()
+        return len(data), None
+
+
+class _MemorySocket:
+    """The socket tlslite-ng thinks it talks to; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.incoming = bytearray()
+        self.outgoing = bytearray()
+        self.eof = False
+        self.garbage: str | None = None
+        #: Called once when tlslite reaches the garbage, to queue a fatal alert.
+        self.on_garbage: Callable[[], None] | None = None
+        #: After our close_notify nothing else may go on the wire (tlslite would
+        #: answer the peer's close_notify with a second one).
+        self.sealed = False
+
+    def recv(self, bufsize: int) -> bytes:
+        if self.incoming:
+            out = bytes(self.incoming[:bufsize])
+            del self.incoming[:bufsize]
+            return out
+        if self.garbage is not None:
+            callback, self.on_garbage = self.on_garbage, None
+            if callback is not None:
+                callback()
+            raise _Garbage(self.garbage)
+        if self.eof:
+            return b""
+        raise BlockingIOError(errno.EWOULDBLOCK, "no data received yet")
+
+    def send(self, data: bytes) -> int:
+        if not self.sealed:
+            self.outgoing += data
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        self.send(data)
+
+    def close(self) -> None:
+        """tlslite closes its socket on shutdown; ours has nothing to release."""
+
+    def shutdown(self, how: int) -> None:
+        """See :meth:`close`."""
+
+    def settimeout(self, value: float | None) -> None:
+        """Never blocks, so no timeout."""
+
+    def gettimeout(self) -> float | None:
+        return None
+
+    def getpeername(self) -> tuple[str, int]:
+        return ("", 0)
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("", 0)
+
+
+def _alert_name(e: TLSRemoteAlert | TLSLocalAlert) -> str:
+    return AlertDescription.toStr(e.description)
+
+
+class TlsliteSession:
+    """One client connection; see ``tlsc.session`` for the contract."""
+
+    def __init__(
+        self,
+        settings: HandshakeSettings,
+        verifier: ChainVerifier | None,
+        sni: str | None,
+        cert_chain: Any = None,
+        private_key: Any = None,
+    ) -> None:
+        self._sock = _MemorySocket()
+        self._scanner = _RecordScanner()
+        try:
+            self._conn = VerifyingConnection(self._sock, verifier)
+            self._conn.closeSocket = False
+            self._handshaker: Iterator[Any] = self._conn.handshakeClientCert(
+                certChain=cert_chain,
+                privateKey=private_key,
+                settings=settings,
+                serverName=sni,
+                async_=True,
+            )
+        except Exception as e:
+            raise EngineError(f"tlslite-ng could not start a connection: {e}") from None
+        self._sock.on_garbage = self._garbage_alert
+        self._sni = sni
+        self._handshake_done = False
+        self._facts: Facts | None = None
+        self._error: TLSError | None = None
+        self._reader: Iterator[Any] | None = None
+        self._plain = bytearray()
+        self._peer_closed = False
+        self._we_closed = False
+
+    # -- input / output --------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        if not data:
+            self._sock.eof = True
+            return
+        if self._sock.garbage is not None:
+            return  # nothing after garbage is worth parsing
+        good, reason = self._scanner.feed(data)
+        self._sock.incoming += data[:good]
+        if reason is not None:
+            self._sock.garbage = reason
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._sock.outgoing)
+        self._sock.outgoing.clear()
+        return out
+
+    def _garbage_alert(self) -> None:
+        try:
+            send_alert(self._conn, AlertDescription.decode_error)
+        except Exception:  # best effort: the error is reported anyway
+            pass
+
+    # -- errors ------------------------------------------------------------------
+
+    def _fail(self, error: TLSError) -> TLSError:
+        """Remember ``error``: every later call re-raises it (the session is dead)."""
+        self._error = error
+        return error
+
+    def _map_error(self, e: BaseException, during: str) -> TLSError:
+        if isinstance(e, TLSError):
+            return e
+        if isinstance(e, _Garbage):
+            return ProtocolError(f"protocol error {during}: {e.reason}")
+        if isinstance(e, TLSLocalAlert):
+            verification = self._conn.verification_error
+            if verification is not None:
+                return verification
+            return ProtocolError(f"protocol error {during}: {e}")
+        if isinstance(e, TLSRemoteAlert):
+            if e.description == AlertDescription.close_notify:
+                return AlertReceived(f"the server closed the connection {during} (close_notify)")
+            return AlertReceived(f"the server sent a fatal alert {during}: {_alert_name(e)}")
+        if isinstance(e, TLSAbruptCloseError):
+            return Truncated(f"the connection was closed {during} without close_notify")
+        text = str(e)
+        return ProtocolError(
+            f"protocol error {during}: {type(e).__name__}" + (f": {text}" if text else "")
+        )
+
+    # -- handshake ---------------------------------------------------------------
+
+    def do_handshake(self) -> bool:
+        if self._error is not None:
+            raise self._error
+        if self._handshake_done:
+            return True
+        try:
+            for result in self._handshaker:
+                if result == 0:
+                    return False  # wants to read: keep the generator suspended
+                # 1 (wants to write) cannot block with our socket: go on
+        except Exception as e:  # tlslite raises far more than its own types
+            raise self._fail(self._map_error(e, "during the handshake")) from None
+        self._handshake_done = True
+        self._facts = self._collect_facts()
+        return True
+
+    def _collect_facts(self) -> Facts:
+        session = self._conn.session
+        protocol = _PROTOCOLS.get(tuple(self._conn.version), "unknown")
+        suite = session.cipherSuite
+        cipher = OPENSSL_CIPHER_NAMES.get(suite, f"0x{suite:04X}")
+        chain = session.serverCertChain
+        peer = bytes(chain.x509List[0].bytes) if chain is not None and chain.x509List else None
+        return Facts(protocol=protocol, cipher=cipher, peer_certificate=peer, server_name=self._sni)
+
+    def facts(self) -> Facts:
+        if self._facts is None:
+            raise ProtocolError("the handshake is not complete")
+        return self._facts
+
+    # -- application data -------------------------------------------------------
+
+    def _take(self, max_bytes: int) -> bytes:
+        out = bytes(self._plain[:max_bytes])
+        del self._plain[:max_bytes]
+        return out
+
+    def read(self, max_bytes: int) -> bytes | None:
+        if self._plain:
+            return self._take(max_bytes)
+        if self._error is not None:
+            raise self._error
+        if self._peer_closed:
+            return b""
+        if not self._handshake_done and not self.do_handshake():
+            return None
+        if self._reader is None:
+            # max=None: everything decrypted so far; we slice it ourselves so
+            # that one suspended generator serves calls with any max_bytes.
+            self._reader = self._conn.readAsync()
+        data: bytes | None = None
+        try:
+            for result in self._reader:
+                if isinstance(result, int):
+                    if result == 0:
+                        return None  # needs input; the generator stays suspended
+                    continue
+                data = bytes(result)
+                break
+        except Exception as e:
+            self._reader = None
+            raise self._fail(self._map_error(e, "while reading")) from None
+        self._reader = None
+        if not data:
+            # readAsync returns b"" only once the connection is closed, which
+            # without an exception means the peer's close_notify.
+            self._peer_closed = True
+            return b""
+        self._plain += data
+        return self._take(max_bytes)
+
+    def write(self, data: bytes) -> None:
+        if self._we_closed:
+            raise WriteClosed("close_notify already sent")
+        if self._error is not None:
+            raise WriteClosed(f"the session failed: {self._error}")
+        if not self._handshake_done:
+            raise WriteClosed("the handshake is not complete")
+        if self._peer_closed or self._conn.closed:
+            raise WriteClosed("the server sent close_notify and tlslite-ng cannot send after it")
+        if not data:
+            return
+        try:
+            for _ in self._conn.writeAsync(bytes(data)):
+                pass
+        except Exception as e:
+            raise self._fail(self._map_error(e, "while writing")) from None
+
+    def close_notify(self) -> None:
+        if self._we_closed:
+            return
+        self._we_closed = True
+        if self._error is None and not self._conn.closed:
+            try:
+                send_close_notify(self._conn)
+            except Exception as e:
+                raise self._fail(self._map_error(e, "while sending close_notify")) from None
+        self._sock.sealed = True
+
+
+class TlsliteClientContext:
+    """Everything per-run (settings, anchors, client credentials), shared by sessions."""
+
+    def __init__(
+        self,
+        settings: HandshakeSettings,
+        verifier: ChainVerifier | None,
+        sni: str | None,
+        cert_chain: Any = None,
+        private_key: Any = None,
+    ) -> None:
+        self._settings = settings
+        self._verifier = verifier
+        self._sni = sni
+        self._cert_chain = cert_chain
+        self._private_key = private_key
+
+    def session(self) -> TlsliteSession:
+        return TlsliteSession(
+            self._settings, self._verifier, self._sni, self._cert_chain, self._private_key
+        )

@@ -1,0 +1,509 @@
+"""X.509 chain and name verification in pure Python (spec section 2).
+
+tlslite-ng verifies no certificate at all: its ``Checker`` only compares
+fingerprints.  This module is the whole of what makes a ``tlslite`` connection
+authenticated, so it is deliberately small, strict and standalone:
+:func:`verify_chain` is the very function the handshake calls (see
+``_tlslite_private.VerifyingConnection``), and the tests call it directly.
+
+Parsing is asn1crypto's; signatures are checked with tlslite-ng's RSA code
+(PKCS#1 v1.5 and PSS) and python-ecdsa (ECDSA, Ed25519, Ed448).  Nothing here
+imports ``cryptography``.
+
+The rules, and the order they are applied in, follow OpenSSL's
+``X509_verify_cert`` so that both backends give the same verdict *and* the
+same reason when a chain has a single fault:
+
+1. build the path by names, trusted anchors first (partial chains: any anchor
+   ends the path, the leaf itself included);
+2. extensions: unknown critical extensions, basicConstraints CA and
+   pathLenConstraint for every issuer, keyUsage/extendedKeyUsage;
+3. security level: RSA keys under 2048 bits, DSA keys, MD5/SHA-1 signatures
+   below the anchor;
+4. the server name (subjectAltName only, through :mod:`tlsc.names`);
+5. from the anchor down: each signature, then each validity period.
+
+Every failure raises :class:`ChainError` (a :class:`VerificationError`) whose
+``alert`` is the TLS alert to send, mapped as OpenSSL maps verify errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import ecdsa
+import ecdsa.util
+from asn1crypto import x509
+from tlsc.names import match_server_name
+from tlsc.session import VerificationError
+from tlslite.utils.python_rsakey import Python_RSAKey
+
+__all__ = ["ChainError", "TrustStore", "load_anchor", "verify_chain"]
+
+#: Longest path we build (intermediates + leaf); OpenSSL's default depth is 100,
+#: but real chains are 2-4 long and every step costs pure-Python signature checks.
+MAX_DEPTH = 10
+MIN_RSA_BITS = 2048
+WEAK_HASHES = frozenset({"md2", "md5", "sha1"})
+
+#: Critical extensions we enforce; any other critical extension is refused
+#: (fail closed: e.g. nameConstraints and policy constraints are not implemented).
+HANDLED_CRITICAL = frozenset(
+    {"basic_constraints", "key_usage", "extended_key_usage", "subject_alt_name"}
+)
+
+#: keyUsage bits that allow a server leaf to be used for TLS (OpenSSL accepts any of them).
+LEAF_KEY_USAGES = frozenset({"digital_signature", "key_encipherment", "key_agreement"})
+#: extendedKeyUsage values that allow serving TLS.  anyExtendedKeyUsage alone is
+#: NOT enough: OpenSSL's SSL-server purpose check refuses it (checked against
+#: OpenSSL 3 through the openssl backend's library), and both backends must
+#: give the same verdict (spec section 5).  Add "any_extended_key_usage" here
+#: to follow RFC 5280's reading instead.
+SERVER_EKUS = frozenset({"server_auth"})
+
+_HASHES = {
+    "sha224": hashlib.sha224,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+    "sha1": hashlib.sha1,
+}
+
+
+class ChainError(VerificationError):
+    """A verification failure, with the TLS alert that reports it to the server."""
+
+    def __init__(self, reason: str, alert: str = "bad_certificate") -> None:
+        super().__init__(reason)
+        self.alert = alert
+
+
+@dataclass(frozen=True)
+class _Cert:
+    der: bytes
+    cert: x509.Certificate
+
+    @property
+    def subject(self) -> x509.Name:
+        return self.cert.subject
+
+    @property
+    def issuer(self) -> x509.Name:
+        return self.cert.issuer
+
+    @property
+    def spki_der(self) -> bytes:
+        return self.cert["tbs_certificate"]["subject_public_key_info"].dump()
+
+    def describe(self) -> str:
+        try:
+            return self.subject.human_friendly
+        except Exception:  # only used for messages
+            return "<unprintable subject>"
+
+
+def _parse(der: bytes) -> _Cert:
+    """Parse ``der`` fully now, so that lazy asn1crypto errors cannot surface later."""
+    cert = x509.Certificate.load(bytes(der), strict=True)
+    _ = cert.native  # forces every field to parse
+    return _Cert(bytes(der), cert)
+
+
+def load_anchor(der: bytes) -> _Cert | None:
+    """A trust anchor, or None if ``der`` is not a certificate we can read."""
+    try:
+        return _parse(der)
+    except Exception:  # asn1crypto raises many types for bad input
+        return None
+
+
+# -- signatures -------------------------------------------------------------------
+
+
+class _Unsupported(Exception):
+    """A signature or key algorithm we do not implement."""
+
+
+def _signature_hash(cert: x509.Certificate) -> str | None:
+    """The digest a certificate's signature uses (None for the EdDSA algorithms)."""
+    algo = cert["signature_algorithm"]
+    if algo.signature_algo in ("ed25519", "ed448"):
+        return None
+    return algo.hash_algo
+
+
+def _signature_ok(child: _Cert, issuer: _Cert) -> bool:
+    """Does ``issuer``'s key verify ``child``'s signature?  Raises _Unsupported."""
+    cert = child.cert
+    algo = cert["signature_algorithm"]
+    if algo.dump() != cert["tbs_certificate"]["signature"].dump():
+        return False  # outer and inner algorithm must agree (RFC 5280 4.1.1.2)
+    sig_algo = algo.signature_algo
+    data = cert["tbs_certificate"].dump()
+    signature = cert["signature_value"].native
+    pki = issuer.cert["tbs_certificate"]["subject_public_key_info"]
+    key_algo = pki.algorithm
+    if sig_algo in ("rsassa_pkcs1v15", "rsassa_pss"):
+        if key_algo not in ("rsa", "rsassa_pss"):
+            return False
+        numbers = pki["public_key"].parsed
+        key = Python_RSAKey(numbers["modulus"].native, numbers["public_exponent"].native)
+        hash_name = algo.hash_algo
+        if hash_name not in _HASHES and hash_name != "md5":
+            raise _Unsupported(f"hash {hash_name}")
+        if sig_algo == "rsassa_pkcs1v15":
+            return bool(
+                key.hashAndVerify(bytearray(signature), bytearray(data), "PKCS1", hash_name)
+            )
+        params = algo["parameters"]
+        mgf = params["mask_gen_algorithm"]
+        if (
+            mgf["algorithm"].native != "mgf1"
+            or mgf["parameters"]["algorithm"].native != hash_name
+            or params["trailer_field"].native != "trailer_field_bc"
+        ):
+            raise _Unsupported("RSA-PSS parameters")
+        salt = params["salt_length"].native
+        return bool(
+            key.hashAndVerify(bytearray(signature), bytearray(data), "PSS", hash_name, salt)
+        )
+    if sig_algo == "ecdsa":
+        if key_algo != "ec":
+            return False
+        hash_name = algo.hash_algo
+        if hash_name not in _HASHES:
+            raise _Unsupported(f"hash {hash_name}")
+        vk = _ecdsa_key(issuer)
+        try:
+            return bool(
+                vk.verify(
+                    signature,
+                    data,
+                    hashfunc=_HASHES[hash_name],
+                    sigdecode=ecdsa.util.sigdecode_der,
+                )
+            )
+        except (ecdsa.BadSignatureError, ecdsa.der.UnexpectedDER, ValueError):
+            return False
+    if sig_algo in ("ed25519", "ed448"):
+        if key_algo != sig_algo:
+            return False
+        vk = _ecdsa_key(issuer)
+        try:
+            return bool(vk.verify(signature, data))
+        except (ecdsa.BadSignatureError, ValueError):
+            return False
+    raise _Unsupported(sig_algo)
+
+
+def _ecdsa_key(issuer: _Cert) -> ecdsa.VerifyingKey:
+    try:
+        return ecdsa.VerifyingKey.from_der(issuer.spki_der)
+    except Exception as e:  # unknown curve, bad point...
+        raise _Unsupported(f"public key ({e})") from None
+
+
+# -- the checks ---------------------------------------------------------------------
+
+
+def _is_self_issued(c: _Cert) -> bool:
+    return c.subject == c.issuer
+
+
+def _basic_constraints(c: _Cert) -> tuple[bool, int | None]:
+    bc = c.cert.basic_constraints_value
+    if bc is None:
+        return False, None
+    return bool(bc["ca"].native), bc["path_len_constraint"].native
+
+
+def _check_extensions(path: list[_Cert], anchor: _Cert | None) -> None:
+    """Critical extensions, CA flags, path lengths and key purposes (OpenSSL step 2).
+
+    ``path`` is leaf first and excludes the anchor; ``anchor`` is None when the
+    leaf itself is trusted.  Issuers are ``path[1:]`` plus the anchor.
+    """
+    everything = path + ([anchor] if anchor is not None else [])
+    for depth, c in enumerate(everything):
+        unknown = sorted(str(e) for e in c.cert.critical_extensions - HANDLED_CRITICAL)
+        if unknown:
+            raise ChainError(
+                f"unhandled critical extension ({', '.join(unknown)}) at depth {depth}",
+                "certificate_unknown",
+            )
+    leaf = everything[0]
+    ku = leaf.cert.key_usage_value
+    if ku is not None and not (set(ku.native) & LEAF_KEY_USAGES):
+        raise ChainError(
+            "unsupported certificate purpose: keyUsage of the server certificate allows "
+            "none of digitalSignature, keyEncipherment, keyAgreement",
+            "unsupported_certificate",
+        )
+    # plen: certificates below the issuer being checked that count against its
+    # pathLenConstraint (RFC 5280 6.1.4 (l): self-issued intermediates don't).
+    plen = 0
+    for depth, c in enumerate(everything[1:], start=1):
+        is_ca, path_len = _basic_constraints(c)
+        if not is_ca:
+            raise ChainError(
+                f"invalid CA certificate: {c.describe()} (depth {depth}) lacks basicConstraints CA",
+                "unknown_ca",
+            )
+        cku = c.cert.key_usage_value
+        if cku is not None and "key_cert_sign" not in set(cku.native):
+            raise ChainError(
+                f"invalid CA certificate: keyUsage of {c.describe()} (depth {depth}) "
+                "does not allow keyCertSign",
+                "unknown_ca",
+            )
+        if path_len is not None and plen > path_len:
+            raise ChainError(
+                f"path length constraint exceeded at {c.describe()} (depth {depth})",
+                "unknown_ca",
+            )
+        if not _is_self_issued(c):
+            plen += 1
+    # extendedKeyUsage: the leaf must allow serverAuth; so must intermediates
+    # that restrict their EKU (OpenSSL's rule); the anchor is trusted as is.
+    for depth, c in enumerate(path):
+        eku = c.cert.extended_key_usage_value
+        if eku is not None and not (set(eku.native) & SERVER_EKUS):
+            raise ChainError(
+                "unsupported certificate purpose: extendedKeyUsage of "
+                f"{'the server certificate' if depth == 0 else c.describe()} "
+                "does not allow serverAuth",
+                "unsupported_certificate",
+            )
+
+
+def _check_security_level(path: list[_Cert]) -> None:
+    """Key sizes and algorithms of everything below the anchor (OpenSSL's auth level)."""
+    for depth, c in enumerate(path):
+        pki = c.cert["tbs_certificate"]["subject_public_key_info"]
+        who = "EE" if depth == 0 else "CA"
+        if pki.algorithm in ("rsa", "rsassa_pss") and pki.bit_size < MIN_RSA_BITS:
+            raise ChainError(
+                f"{who} certificate key too weak: RSA {pki.bit_size} bits (minimum {MIN_RSA_BITS})"
+            )
+        if pki.algorithm == "dsa":
+            raise ChainError(f"{who} certificate key too weak: DSA keys are not accepted")
+        try:
+            digest = _signature_hash(c.cert)
+        except ValueError:
+            digest = None  # unknown algorithm: reported by the signature step
+        if digest in WEAK_HASHES:
+            raise ChainError(f"CA signature digest algorithm too weak: {digest}")
+
+
+def _san_names(c: _Cert) -> tuple[list[str], list[bytes]]:
+    dns: list[str] = []
+    ips: list[bytes] = []
+    san = c.cert.subject_alt_name_value
+    for gn in san or ():
+        if gn.name == "dns_name":
+            try:
+                dns.append(gn.native)
+            except Exception:  # undecodable name: never matches
+                continue
+        elif gn.name == "ip_address":
+            ips.append(bytes(gn.chosen.contents))
+    return dns, ips
+
+
+def _check_name(leaf: _Cert, server_name: str) -> None:
+    dns, ips = _san_names(leaf)
+    if not match_server_name(server_name, dns, ips):
+        raise ChainError(f"certificate is not valid for {server_name!r}")
+
+
+def _check_validity(c: _Cert, depth: int, now: datetime) -> None:
+    validity = c.cert["tbs_certificate"]["validity"]
+    not_before = validity["not_before"].native
+    not_after = validity["not_after"].native
+    if now < not_before:
+        raise ChainError(
+            f"certificate is not yet valid: {c.describe()} (depth {depth}) "
+            f"notBefore {not_before:%Y-%m-%d %H:%M:%S}Z"
+        )
+    if now > not_after:
+        raise ChainError(
+            f"certificate has expired: {c.describe()} (depth {depth}) "
+            f"notAfter {not_after:%Y-%m-%d %H:%M:%S}Z",
+            "certificate_expired",
+        )
+
+
+def _check_signature(child: _Cert, issuer: _Cert, depth: int) -> None:
+    try:
+        ok = _signature_ok(child, issuer)
+    except _Unsupported as e:
+        raise ChainError(
+            f"unable to verify the signature of {child.describe()} (depth {depth}): "
+            f"unsupported algorithm {e}"
+        ) from None
+    except Exception:  # malformed key or signature encoding
+        ok = False
+    if not ok:
+        raise ChainError(
+            f"certificate signature failure: {child.describe()} (depth {depth})", "decrypt_error"
+        )
+
+
+# -- path building ------------------------------------------------------------------
+
+
+class _Anchors:
+    def __init__(self, anchors: Sequence[_Cert]) -> None:
+        self.anchors = list(anchors)
+        self.ders = {a.der for a in self.anchors}
+
+    def matching(self, c: _Cert) -> _Cert | None:
+        """The anchor that *is* ``c``: same DER, or same subject and public key."""
+        if c.der in self.ders:
+            return next(a for a in self.anchors if a.der == c.der)
+        for a in self.anchors:
+            if a.spki_der == c.spki_der and a.subject == c.subject:
+                return a
+        return None
+
+    def issuers_of(self, c: _Cert) -> list[_Cert]:
+        return [a for a in self.anchors if a.subject == c.issuer]
+
+
+def _quiet_signature_ok(child: _Cert, issuer: _Cert) -> bool:
+    try:
+        return _signature_ok(child, issuer)
+    except Exception:  # a candidate we cannot use
+        return False
+
+
+def _first_verified(child: _Cert, candidates: list[_Cert]) -> _Cert | None:
+    return next((c for c in candidates if _quiet_signature_ok(child, c)), None)
+
+
+def _build(chain: list[_Cert], anchors: _Anchors) -> tuple[list[_Cert], _Cert | None]:
+    """(path below the anchor, leaf first; the anchor) or raise unknown CA.
+
+    The anchor is None when the leaf itself is trusted (path is then [leaf]).
+    Issuers are found by name; among name matches, one whose signature
+    verifies wins (a trusted one first, as OpenSSL's trusted-first search).
+    When only bad signatures match, the name match is kept so that the
+    failure is reported later as a signature failure, as OpenSSL does.
+    """
+    leaf = chain[0]
+    if anchors.matching(leaf) is not None:
+        return [leaf], None
+    path = [leaf]
+    used = {0}
+    while True:
+        cur = path[-1]
+        trusted_cands = anchors.issuers_of(cur)
+        anchor = _first_verified(cur, trusted_cands)
+        if anchor is not None:
+            return path, anchor
+        cands = [(i, c) for i, c in enumerate(chain) if i not in used and c.subject == cur.issuer]
+        chosen = _first_verified(cur, [c for _, c in cands])
+        if chosen is None:
+            if trusted_cands:
+                return path, trusted_cands[0]  # fails as a bad signature
+            if not cands:
+                break
+            chosen = cands[0][1]
+        used.add(next(i for i, c in cands if c is chosen))
+        trusted = anchors.matching(chosen)
+        if trusted is not None:
+            return path, trusted
+        if len(path) >= MAX_DEPTH:
+            raise ChainError("certificate chain too long", "unknown_ca")
+        path.append(chosen)
+    top = path[-1]
+    if _is_self_issued(top) and _quiet_signature_ok(top, top):
+        if len(path) == 1:
+            raise ChainError("self-signed certificate (unknown CA)", "unknown_ca")
+        raise ChainError("self-signed certificate in certificate chain (unknown CA)", "unknown_ca")
+    raise ChainError(
+        f"unable to get local issuer certificate (unknown CA): issuer {top.issuer.human_friendly}",
+        "unknown_ca",
+    )
+
+
+class TrustStore:
+    """Parsed trust anchors, reused by every handshake of a run.
+
+    :func:`verify_chain` is ``TrustStore(anchors).verify(...)``; the backend
+    keeps one store per context so that a large CADIR is parsed once.
+    """
+
+    def __init__(self, anchors: Sequence[_Cert]) -> None:
+        self._anchors = _Anchors(anchors)
+
+    @classmethod
+    def from_der(cls, anchors_der: Sequence[bytes]) -> TrustStore:
+        """Anchors that do not parse are ignored (the backend warned when loading them)."""
+        return cls([a for a in (load_anchor(d) for d in anchors_der) if a is not None])
+
+    def __len__(self) -> int:
+        return len(self._anchors.anchors)
+
+    def verify(
+        self,
+        chain_der: Sequence[bytes],
+        server_name: str | None,
+        at_time: datetime | None = None,
+    ) -> None:
+        """Accept ``chain_der`` (leaf first, as sent) or raise :class:`ChainError`."""
+        if not chain_der:
+            raise ChainError("the server sent no certificate", "bad_certificate")
+        now = at_time if at_time is not None else datetime.now(timezone.utc)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        chain: list[_Cert] = []
+        for depth, der in enumerate(chain_der):
+            try:
+                chain.append(_parse(der))
+            except Exception:
+                raise ChainError(
+                    f"unable to parse the server's certificate at depth {depth}", "bad_certificate"
+                ) from None
+        try:
+            path, anchor = _build(chain, self._anchors)
+            _check_extensions(path, anchor)
+            _check_security_level(path if anchor is not None else [])
+            if server_name is not None:
+                _check_name(path[0], server_name)
+            # from the top down, as OpenSSL's internal_verify: signature, then dates
+            if anchor is not None:
+                _check_validity(anchor, len(path), now)
+                issuer = anchor
+                for depth in range(len(path) - 1, -1, -1):
+                    _check_signature(path[depth], issuer, depth)
+                    _check_validity(path[depth], depth, now)
+                    issuer = path[depth]
+            else:
+                _check_validity(path[0], 0, now)
+        except ChainError:
+            raise
+        except Exception as e:  # a malformed field asn1crypto parsed lazily
+            raise ChainError(
+                f"malformed certificate ({type(e).__name__})", "bad_certificate"
+            ) from None
+
+
+def verify_chain(
+    chain_der: list[bytes],
+    anchors_der: list[bytes],
+    server_name: str | None,
+    at_time: datetime | None = None,
+) -> None:
+    """Accept ``chain_der`` (leaf first, as the server sent it) or raise :class:`ChainError`.
+
+    ``anchors_der`` are trust anchors (DER); ones that do not parse are ignored
+    here (the backend warned about them when it loaded them).  ``server_name``
+    (a DNS name or an IP literal) is checked against the leaf's subjectAltName;
+    None skips the name check.  ``at_time`` defaults to now.  This is exactly
+    what the handshake runs (through :class:`TrustStore`).
+    """
+    TrustStore.from_der(anchors_der).verify(chain_der, server_name, at_time)
