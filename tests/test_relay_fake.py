@@ -10,6 +10,7 @@ behaviours are checked against real TLS peers in the other test modules.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import signal
 import socket
@@ -19,10 +20,23 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 FAKE = Path(__file__).parent / "fake"
-sys.path.insert(0, str(FAKE))
-from tlsc_fake import HEADER, record  # noqa: E402
+
+
+def _load_fake() -> ModuleType:
+    # Loaded by path, not through sys.path: the fake's dist-info must stay
+    # invisible to this process, or every backend listing here would include it.
+    spec = importlib.util.spec_from_file_location("tlsc_fake", FAKE / "tlsc_fake.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_fake = _load_fake()
+HEADER, record = _fake.HEADER, _fake.record
 
 
 class Peer:

@@ -2,9 +2,10 @@
 
 ``SSL.Connection(ctx, None)`` gives a connection with no socket: ciphertext
 goes in with ``bio_write`` and comes out with ``bio_read``, which is exactly
-the sans-I/O contract of :mod:`tlsc.session`.  Network EOF is
-``bio_shutdown()``: OpenSSL then reports an unexpected EOF (pyOpenSSL's
-``SysCallError``) when it runs out of bytes, which is our :class:`Truncated`.
+the sans-I/O contract of :mod:`tlsc.session`.  Network EOF is *not* passed to
+OpenSSL (a BIO EOF would put the SSL object in an error state and forbid
+writing after a bare FIN); when OpenSSL needs more input and the network is
+over, that is our :class:`Truncated`.
 ``OP_IGNORE_UNEXPECTED_EOF`` is never set, or truncation would look like a
 clean close.
 
@@ -59,9 +60,10 @@ class OpenSSLSession:
 
     def receive_data(self, data: bytes) -> None:
         if not data:
-            if not self._network_eof:
-                self._network_eof = True
-                self._conn.bio_shutdown()
+            # Remembered, not passed to OpenSSL: a BIO EOF puts the whole SSL
+            # object in an error state, and after a bare FIN (-j) prog may still
+            # send.  "Needs input" once the network is over *is* the truncation.
+            self._network_eof = True
             return
         try:
             self._conn.bio_write(data)
@@ -108,7 +110,8 @@ class OpenSSLSession:
     def write(self, data: bytes) -> None:
         if self._we_closed:
             raise WriteClosed("close_notify already sent")
-        self._raise_if_failed()
+        if not isinstance(self._failure, Truncated):
+            self._raise_if_failed()  # a truncation ends only the peer's direction
         if self._peer_closed and self._conn.get_protocol_version_name() != "TLSv1.3":
             # Before TLS 1.3 a close_notify closes both directions (RFC 5246 7.2.1).
             raise WriteClosed("the peer sent close_notify")

@@ -141,6 +141,10 @@ class _MemorySocket:
         #: After our close_notify nothing else may go on the wire (tlslite would
         #: answer the peer's close_notify with a second one).
         self.sealed = False
+        #: After the handshake, EOF is not shown to tlslite-ng: it would close
+        #: both directions, and after a bare FIN (-j) prog may still send.  The
+        #: session reports the truncation itself when tlslite needs more input.
+        self.hide_eof = False
 
     def recv(self, bufsize: int) -> bytes:
         if self.incoming:
@@ -152,7 +156,7 @@ class _MemorySocket:
             if callback is not None:
                 callback()
             raise _Garbage(self.garbage)
-        if self.eof:
+        if self.eof and not self.hide_eof:
             return b""
         raise BlockingIOError(errno.EWOULDBLOCK, "no data received yet")
 
@@ -220,6 +224,7 @@ class TlsliteSession:
         self._reader: Iterator[Any] | None = None
         self._plain = bytearray()
         self._peer_closed = False
+        self._truncated: Truncated | None = None
         self._we_closed = False
 
     # -- input / output --------------------------------------------------------
@@ -320,8 +325,11 @@ class TlsliteSession:
             raise self._error
         if self._peer_closed:
             return b""
+        if self._truncated is not None:
+            raise self._truncated
         if not self._handshake_done and not self.do_handshake():
             return None
+        self._sock.hide_eof = True
         if self._reader is None:
             # max=None: everything decrypted so far; we slice it ourselves so
             # that one suspended generator serves calls with any max_bytes.
@@ -331,6 +339,8 @@ class TlsliteSession:
             for result in self._reader:
                 if isinstance(result, int):
                     if result == 0:
+                        if self._sock.eof:
+                            break  # EOF and no complete record: see below
                         return None  # needs input; the generator stays suspended
                     continue
                 data = bytes(result)
@@ -338,6 +348,11 @@ class TlsliteSession:
         except Exception as e:
             self._reader = None
             raise self._fail(self._map_error(e, "while reading")) from None
+        if data is None:
+            # A truncation ends only the peer's direction: it is remembered for
+            # read() but, unlike _error, does not stop write().
+            self._truncated = Truncated("the connection was closed without close_notify")
+            raise self._truncated
         self._reader = None
         if not data:
             # readAsync returns b"" only once the connection is closed, which

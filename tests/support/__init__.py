@@ -1,0 +1,1 @@
+"""Helpers for the tlsc end-to-end tests: certificates, peers, and the tlsc runner."""
