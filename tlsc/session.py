@@ -80,6 +80,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 __all__ = [
@@ -238,3 +239,22 @@ class Backend(Protocol):
 
     def info(self) -> BackendInfo: ...
     def client_context(self, config: ClientConfig, warn: Warn) -> ClientContext: ...
+
+    def verify_chain(
+        self,
+        chain_der: Sequence[bytes],
+        anchors_der: Sequence[bytes],
+        server_name: str | None = None,
+        at_time: datetime | None = None,
+    ) -> None:
+        """The handshake's verification rules without a handshake (for the conformance harness).
+
+        ``chain_der``: the server's chain, leaf first, DER each; ``anchors_der``:
+        trust anchors, DER (ones that do not parse are skipped, as
+        ``client_context`` skips them); ``server_name``: a DNS name or IP literal
+        checked against the leaf's subjectAltName, None for no name check;
+        ``at_time``: the moment validity dates are judged at (default now, naive
+        means UTC).  Returns None when a handshake would accept the chain,
+        raises :class:`VerificationError` saying why when it would not.
+        """
+        ...

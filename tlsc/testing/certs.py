@@ -1,0 +1,265 @@
+"""A certificate factory for conformance tests, built on ``cryptography``.
+
+Keys are the slow part (RSA generation), so they are cached per process by
+``(kind, slot)``: every certificate that needs "an RSA key" shares one, and a
+case that needs a *different* key (a wrong signature) asks for another slot.
+Signing is cheap, so certificates are made fresh for every case.
+
+``cryptography`` refuses to sign with SHA-1 or MD5 and cannot produce broken
+DER; :func:`resign` and :func:`corrupt_signature` do that by hand on the DER.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "DAY",
+    "Issued",
+    "KEY_KINDS",
+    "corrupt_signature",
+    "der_tlv",
+    "issue",
+    "key",
+    "resign",
+    "unknown_extension",
+]
+
+DAY = dt.timedelta(days=1)
+PrivateKey = Any  # rsa/ec/ed25519/dsa private keys; cryptography has no common base
+
+KEY_KINDS = ("rsa2048", "rsa3072", "rsa1024", "p256", "p384", "p521", "ed25519", "dsa2048")
+
+
+@functools.cache
+def key(kind: str = "p256", slot: int = 0) -> PrivateKey:
+    """A private key of ``kind``; the same object for the same ``(kind, slot)``."""
+    if kind.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
+    if kind == "p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if kind == "p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if kind == "p521":
+        return ec.generate_private_key(ec.SECP521R1())
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if kind == "dsa2048":
+        return dsa.generate_private_key(key_size=2048)
+    raise ValueError(f"unknown key kind {kind!r}")
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate with its private key."""
+
+    cert: x509.Certificate
+    key: PrivateKey
+
+    @property
+    def der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def with_der(self, der: bytes) -> Issued:
+        """The same key with a certificate rebuilt from (hand-edited) DER."""
+        return Issued(x509.load_der_x509_certificate(der), self.key)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tlsc conformance"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+
+
+def _key_usage(**bits: bool) -> x509.KeyUsage:
+    names = (
+        "digital_signature content_commitment key_encipherment data_encipherment "
+        "key_agreement key_cert_sign crl_sign encipher_only decipher_only"
+    ).split()
+    return x509.KeyUsage(**{n: bits.get(n, False) for n in names})
+
+
+_UNSET: Any = object()
+
+
+def issue(
+    cn: str,
+    *,
+    issuer: Issued | None = None,
+    key_kind: str = "p256",
+    slot: int = 0,
+    ca: bool = False,
+    path_length: int | None = None,
+    basic_constraints: bool | None = True,
+    dns: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    key_usage: dict[str, bool] | None = _UNSET,
+    key_usage_critical: bool = True,
+    eku: Sequence[x509.ObjectIdentifier] | None = _UNSET,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    hash_alg: hashes.HashAlgorithm | None = None,
+    pss: bool = False,
+    extra: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    signer_key: PrivateKey | None = None,
+    key_ids: bool = True,
+) -> Issued:
+    """One certificate signed by ``issuer`` (self-signed when None).
+
+    Defaults are those of a well-formed WebPKI-like certificate: a CA gets
+    ``CA:TRUE`` and keyUsage keyCertSign+cRLSign, a leaf gets
+    digitalSignature(+keyEncipherment for RSA) and EKU serverAuth.
+    ``basic_constraints=None`` omits the extension; ``key_usage=None`` and
+    ``eku=None`` likewise.  ``signer_key`` signs instead of the issuer's key
+    (a wrong signature with a right-looking issuer).
+    """
+    k = key(key_kind, slot)
+    subject = _name(cn)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .public_key(k.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    if basic_constraints is not None:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=ca, path_length=path_length if ca else None),
+            critical=basic_constraints,
+        )
+    if key_usage is _UNSET:
+        if ca:
+            key_usage = {"key_cert_sign": True, "crl_sign": True, "digital_signature": True}
+        else:
+            key_usage = {"digital_signature": True}
+            if key_kind.startswith("rsa"):
+                key_usage["key_encipherment"] = True
+    if key_usage is not None:
+        builder = builder.add_extension(_key_usage(**key_usage), critical=key_usage_critical)
+    if eku is _UNSET:
+        eku = None if ca else (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if key_ids:
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(k.public_key()), critical=False
+        )
+        if issuer is not None:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                critical=False,
+            )
+    for ext, critical in extra:
+        builder = builder.add_extension(ext, critical=critical)
+    signer = signer_key if signer_key is not None else (issuer.key if issuer else k)
+    if isinstance(signer, ed25519.Ed25519PrivateKey):
+        cert = builder.sign(signer, None)
+    elif pss and isinstance(signer, rsa.RSAPrivateKey):
+        algorithm = hash_alg or hashes.SHA256()
+        cert = builder.sign(
+            signer,
+            algorithm,
+            rsa_padding=padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size),
+        )
+    else:
+        cert = builder.sign(signer, hash_alg or hashes.SHA256())
+    return Issued(cert, k)
+
+
+def unknown_extension(oid: str = "1.3.6.1.4.1.55555.1") -> x509.UnrecognizedExtension:
+    """An extension no verifier knows (private arc), content ASN.1 NULL."""
+    return x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), b"\x05\x00")
+
+
+# -- hand-made DER ------------------------------------------------------------
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def der_tlv(tag: int, content: bytes) -> bytes:
+    """One DER element."""
+    return bytes([tag]) + _der_length(len(content)) + content
+
+
+def _der_split(element: bytes) -> tuple[bytes, bytes]:
+    """(content of the first element, the bytes after it)."""
+    first = element[1]
+    if first < 0x80:
+        start, length = 2, first
+    else:
+        n = first & 0x7F
+        start, length = 2 + n, int.from_bytes(element[2 : 2 + n], "big")
+    return element[start : start + length], element[start + length :]
+
+
+#: AlgorithmIdentifier DER for the signature algorithms :func:`resign` swaps between.
+ALG = {
+    ("rsa", "sha256"): bytes.fromhex("300d06092a864886f70d01010b0500"),
+    ("rsa", "sha1"): bytes.fromhex("300d06092a864886f70d0101050500"),
+    ("rsa", "md5"): bytes.fromhex("300d06092a864886f70d0101040500"),
+    ("ec", "sha256"): bytes.fromhex("300a06082a8648ce3d040302"),
+    ("ec", "sha1"): bytes.fromhex("300906072a8648ce3d0401"),
+}
+
+
+def resign(issued: Issued, issuer: Issued, digest: str) -> Issued:
+    """``issued`` re-signed by ``issuer`` with ``digest`` ("sha1" or "md5").
+
+    ``cryptography`` will not sign a certificate with a weak hash, so the TBS
+    is rewritten by hand: swap the AlgorithmIdentifier, sign, reassemble.
+    ``issued`` must have been signed with SHA-256 by a key of the same type.
+    """
+    family = "rsa" if isinstance(issuer.key, rsa.RSAPrivateKey) else "ec"
+    old, new = ALG[(family, "sha256")], ALG[(family, digest)]
+    tbs_content, _ = _der_split(issued.cert.tbs_certificate_bytes)
+    if old not in tbs_content:
+        raise ValueError("resign() needs a certificate signed with SHA-256")
+    tbs = der_tlv(0x30, tbs_content.replace(old, new, 1))
+    hash_alg = {"sha1": hashes.SHA1(), "md5": hashes.MD5()}[digest]
+    if family == "rsa":
+        signature = issuer.key.sign(tbs, padding.PKCS1v15(), hash_alg)
+    else:
+        signature = issuer.key.sign(tbs, ec.ECDSA(hash_alg))
+    return issued.with_der(der_tlv(0x30, tbs + new + der_tlv(0x03, b"\x00" + signature)))
+
+
+def corrupt_signature(der: bytes) -> bytes:
+    """``der`` with one bit of its signature flipped: well-formed, wrongly signed."""
+    out = bytearray(der)
+    out[-8] ^= 0x01
+    return bytes(out)

@@ -1,0 +1,202 @@
+"""Run the batteries over backends and collect a result matrix.
+
+A *cell* is one scenario run by one backend against one peer ("verify" for
+the path battery, which has no peer).  A cell passes, fails, or is
+*excused*: a backend is excused from a scenario only by a capability it
+declares missing in ``info().capabilities`` (spec section 5: the documented
+differences between backends live there, nowhere else).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tlsc.registry import available, load
+from tlsc.session import Backend, Capabilities, VerificationError
+
+__all__ = [
+    "Cell",
+    "Report",
+    "backend_names",
+    "excuse",
+    "get_backend",
+    "run_path_battery",
+]
+
+PASS, FAIL, EXCUSED = "pass", "fail", "excused"
+
+VerifyChain = Callable[[Sequence[bytes], Sequence[bytes], "str | None", "datetime | None"], None]
+
+
+@dataclass
+class Cell:
+    """One scenario's outcome for one backend against one peer."""
+
+    scenario: str
+    backend: str
+    peer: str
+    status: str  #: "pass", "fail" or "excused"
+    detail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status != FAIL
+
+
+@dataclass
+class Report:
+    """Every cell of a run, and the verdict the command exits with."""
+
+    cells: list[Cell] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Cell]:
+        return [c for c in self.cells if c.status == FAIL]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.cells) and not self.failures
+
+    def extend(self, cells: Iterable[Cell]) -> None:
+        self.cells.extend(cells)
+
+    def as_json(self) -> dict[str, Any]:
+        counts = {s: sum(c.status == s for c in self.cells) for s in (PASS, FAIL, EXCUSED)}
+        return {"ok": self.ok, "counts": counts, "cells": [asdict(c) for c in self.cells]}
+
+
+def backend_names() -> list[str]:
+    """Installed backends, from packaging metadata only (nothing imported)."""
+    return sorted(available())
+
+
+def get_backend(name: str) -> Backend:
+    """Import and return the installed backend ``name`` (KeyError if absent)."""
+    return load(available()[name])
+
+
+def excuse(capabilities: Capabilities, needs: dict[str, object]) -> str | None:
+    """Why a scenario needing ``needs`` does not apply, or None when it does.
+
+    ``needs`` maps a :class:`Capabilities` field to the value required: a bool
+    must be true, a string must be in the tuple (``{"tls_versions": "TLSv1.3"}``).
+    Unknown fields excuse nothing: a typo must not turn a test green.
+    """
+    for attr, want in needs.items():
+        have = getattr(capabilities, attr)
+        if isinstance(have, tuple):
+            if want not in have:
+                return f"declares {attr}={have!r} (no {want})"
+        elif bool(have) != bool(want):
+            return f"declares {attr}={have!r}"
+    return None
+
+
+def verify_chain_of(backend: Backend) -> VerifyChain:
+    """The backend's standalone verifier: the ``verify_chain`` method of the Backend."""
+    fn = getattr(backend, "verify_chain", None)
+    if fn is None:
+        raise TypeError(f"backend {backend.name!r} has no verify_chain method")
+    return fn  # type: ignore[no-any-return]
+
+
+def judge(verify: VerifyChain, case: Any) -> tuple[str, str]:
+    """("accept" | "reject" | "error", reason) for one path case."""
+    try:
+        verify(list(case.chain), list(case.anchors), case.server_name, case.at_time)
+    except VerificationError as e:
+        return "reject", str(e)
+    except Exception as e:  # anything else is a bug, not a verdict
+        return "error", f"{type(e).__name__}: {e}"
+    return "accept", ""
+
+
+def run_path_battery(backends: Sequence[Backend], cases: Sequence[Any] | None = None) -> list[Cell]:
+    """Every path case through every backend's ``verify_chain``.
+
+    A cell fails when the verdict differs from the spec's, or when the backend
+    raised anything but :class:`VerificationError`.  Disagreement between
+    backends is then implied (each is compared with the same expectation);
+    :func:`disagreements` lists it explicitly.
+    """
+    if cases is None:
+        from .pathcases import cases as all_cases
+
+        cases = all_cases()
+    cells = []
+    for b in backends:
+        verify = verify_chain_of(b)
+        for case in cases:
+            t0 = time.perf_counter()
+            verdict, reason = judge(verify, case)
+            ok = verdict == case.expected
+            detail = reason if ok else f"expected {case.expected}, got {verdict} {reason}".strip()
+            cells.append(
+                Cell(
+                    "verify:" + case.name,
+                    b.name,
+                    "verify",
+                    PASS if ok else FAIL,
+                    detail,
+                    time.perf_counter() - t0,
+                )
+            )
+    return cells
+
+
+def disagreements(cells: Sequence[Cell]) -> list[str]:
+    """Scenarios (with their peer) where backends' statuses differ."""
+    by: dict[tuple[str, str], set[str]] = {}
+    for c in cells:
+        if c.status != EXCUSED:
+            by.setdefault((c.scenario, c.peer), set()).add(c.status)
+    return sorted(f"{s} [{p}]" for (s, p), st in by.items() if len(st) > 1)
+
+
+def run_scenarios(backends: Sequence[Backend], scenarios: Sequence[Any], peer: str) -> list[Cell]:
+    """Handshake scenarios (:class:`tlsc.testing.memory.Scenario`-like) for every backend.
+
+    A scenario the backend's declared capabilities rule out is *excused*;
+    any exception other than an AssertionError is reported as a failure too,
+    with its type, since a backend must only raise the interface's errors.
+    """
+    cells = []
+    for b in backends:
+        caps = b.info().capabilities
+        for s in scenarios:
+            why = excuse(caps, s.needs)
+            if why is not None:
+                cells.append(Cell(s.name, b.name, peer, EXCUSED, why))
+                continue
+            t0 = time.perf_counter()
+            try:
+                s.run(b)
+            except AssertionError as e:
+                status, detail = FAIL, str(e) or "assertion failed"
+            except Exception as e:
+                status, detail = FAIL, f"{type(e).__name__}: {e}"
+            else:
+                status, detail = PASS, ""
+            cells.append(Cell(s.name, b.name, peer, status, detail, time.perf_counter() - t0))
+    return cells
+
+
+def run_all(names: Sequence[str] | None = None, *, live: bool = True) -> Report:
+    """Both batteries (path validation, in-memory handshakes, real peers) for ``names``."""
+    from . import memory
+
+    chosen = list(names) if names else backend_names()
+    backends = [get_backend(n) for n in chosen]
+    report = Report()
+    report.extend(run_path_battery(backends))
+    report.extend(run_scenarios(backends, memory.SCENARIOS, "pyopenssl-memory"))
+    if live:
+        from . import live as live_mod
+
+        report.extend(live_mod.run_live(backends))
+    return report

@@ -1,0 +1,424 @@
+"""The path-validation battery: chains with the verdict spec section 2 demands.
+
+Every case is a chain (leaf first, DER), trust anchors, a server name and a
+moment, plus the verdict the spec requires.  No handshake is involved: each
+backend's ``verify_chain`` runs the very rules its handshake applies, so this
+battery reaches corners (inclusive validity boundaries to the second, pathLen,
+critical extensions, broken DER) that would be slow or impossible to stage
+through a TLS server.
+
+Cases are generated once per process (:func:`cases` is cached); all dates are
+relative to the fixed :data:`REF` and passed as ``at_time``, so verdicts never
+depend on the wall clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
+
+from . import certs
+from .certs import DAY, Issued, issue
+
+__all__ = ["REF", "PathCase", "cases"]
+
+#: The moment every case is judged at (``at_time``).
+REF = dt.datetime(2030, 6, 15, 12, 0, 0, tzinfo=dt.timezone.utc)
+SECOND = dt.timedelta(seconds=1)
+NB = REF - 30 * DAY
+NA = REF + 365 * DAY
+HOST = "host.example"
+
+
+@dataclass(frozen=True)
+class PathCase:
+    """One chain and the verdict the spec requires for it."""
+
+    name: str  #: unique, ``rule/variant``
+    rule: str  #: the spec-section-2 rule exercised
+    chain: tuple[bytes, ...]  #: leaf first, DER
+    anchors: tuple[bytes, ...]  #: trust anchors, DER
+    server_name: str | None
+    accept: bool
+    at_time: dt.datetime = REF
+
+    @property
+    def expected(self) -> str:
+        return "accept" if self.accept else "reject"
+
+
+def _cert(cn: str, **kw: object) -> Issued:
+    kw.setdefault("not_before", NB)
+    kw.setdefault("not_after", NA)
+    return issue(cn, **kw)  # type: ignore[arg-type]
+
+
+class _PKI:
+    """root -> inter, both RSA unless told; leaves hang under ``inter``."""
+
+    def __init__(self, tag: str, root_kind: str = "rsa2048", inter_kind: str = "rsa2048") -> None:
+        self.tag = tag
+        self.root = _cert(f"{tag} Root", key_kind=root_kind, slot=1, ca=True)
+        self.inter = _cert(f"{tag} Inter", key_kind=inter_kind, slot=2, ca=True, issuer=self.root)
+
+    def leaf(self, **kw: object) -> Issued:
+        kw.setdefault("issuer", self.inter)
+        kw.setdefault("dns", (HOST,))
+        return _cert(HOST, **kw)
+
+
+class _Cases:
+    def __init__(self) -> None:
+        self.out: list[PathCase] = []
+
+    def add(
+        self,
+        rule: str,
+        variant: str,
+        chain: Iterable[Issued | bytes],
+        anchors: Iterable[Issued | bytes],
+        accept: bool,
+        server_name: str | None = HOST,
+        at_time: dt.datetime = REF,
+    ) -> None:
+        def der(x: Issued | bytes) -> bytes:
+            return x if isinstance(x, bytes) else x.der
+
+        self.out.append(
+            PathCase(
+                f"{rule}/{variant}",
+                rule,
+                tuple(der(c) for c in chain),
+                tuple(der(a) for a in anchors),
+                server_name,
+                accept,
+                at_time,
+            )
+        )
+
+
+LEAF_KINDS = ("rsa2048", "rsa3072", "p256", "p384", "p521", "ed25519")
+
+
+def _good(c: _Cases) -> None:
+    for root_kind in ("rsa2048", "p384"):
+        for inter_kind in ("rsa2048", "p256", "ed25519"):
+            p = _PKI(f"good {root_kind} {inter_kind}", root_kind, inter_kind)
+            for lk in LEAF_KINDS:
+                leaf = p.leaf(key_kind=lk)
+                variant = f"{root_kind}/{inter_kind}/{lk}"
+                c.add("good-chain", variant, [leaf, p.inter], [p.root], True)
+    p = _PKI("hashes")
+    for h in (hashes.SHA384(), hashes.SHA512(), hashes.SHA224()):
+        c.add("good-chain", f"rsa-{h.name}", [p.leaf(hash_alg=h), p.inter], [p.root], True)
+    c.add("good-chain", "rsa-pss", [p.leaf(pss=True), p.inter], [p.root], True)
+    c.add("good-chain", "root-sent-too", [p.leaf(), p.inter, p.root], [p.root], True)
+    c.add("good-chain", "no-name-check", [p.leaf(dns=("x.example",)), p.inter], [p.root], True,
+          server_name=None)
+    c.add("good-chain", "generalized-time-2051", [p.leaf(not_after=dt.datetime(
+        2051, 1, 1, tzinfo=dt.timezone.utc)), p.inter], [p.root], True)
+    c.add("good-chain", "no-key-ids", [p.leaf(key_ids=False), p.inter], [p.root], True)
+    c.add("good-chain", "unknown-noncritical-ext",
+          [p.leaf(extra=[(certs.unknown_extension(), False)]), p.inter], [p.root], True)
+
+
+def _validity(c: _Cases) -> None:
+    p = _PKI("validity")
+    lo, hi = REF - DAY, REF + DAY
+    for where in ("leaf", "inter", "anchor"):
+        root = _cert(f"validity {where} Root", key_kind="rsa2048", slot=1, ca=True,
+                     **({"not_before": lo, "not_after": hi} if where == "anchor" else {}))
+        inter = _cert(f"validity {where} Inter", key_kind="rsa2048", slot=2, ca=True, issuer=root,
+                      **({"not_before": lo, "not_after": hi} if where == "inter" else {}))
+        leaf = _cert(HOST, issuer=inter, dns=(HOST,),
+                     **({"not_before": lo, "not_after": hi} if where == "leaf" else {}))
+        for label, t, ok in (
+            ("before-notBefore", lo - SECOND, False),
+            ("at-notBefore", lo, True),
+            ("inside", REF, True),
+            ("at-notAfter", hi, True),
+            ("after-notAfter", hi + SECOND, False),
+            ("long-expired", hi + 400 * DAY, False),
+            ("long-before", lo - 400 * DAY, False),
+        ):
+            c.add("validity", f"{where}/{label}", [leaf, inter], [root], ok, at_time=t)
+    c.add("validity", "leaf-as-anchor-expired",
+          [p.leaf(not_after=REF - DAY)], [p.leaf(not_after=REF - DAY)], False)
+
+
+def _ca_flag(c: _Cases) -> None:
+    p = _PKI("caflag")
+    for variant, kw in (
+        ("inter-ca-false", {"ca": False, "key_usage": {"key_cert_sign": True}}),
+        ("inter-no-basic-constraints", {"basic_constraints": None}),
+    ):
+        bad = _cert("caflag bad Inter", key_kind="rsa2048", slot=3, issuer=p.root, eku=None, **kw)
+        c.add("ca-flag", variant, [p.leaf(issuer=bad), bad], [p.root], False)
+    not_ca = p.leaf(dns=("other.example",))
+    c.add("ca-flag", "leaf-signed-by-leaf", [_cert(HOST, issuer=not_ca, dns=(HOST,)), not_ca,
+                                             p.inter], [p.root], False)
+    ok = _cert("caflag noncritical Inter", key_kind="rsa2048", slot=3, issuer=p.root, ca=True,
+               basic_constraints=False)
+    c.add("ca-flag", "inter-ca-noncritical", [p.leaf(issuer=ok), ok], [p.root], True)
+
+
+def _path_len(c: _Cases) -> None:
+    for root_len, inter_lens, ok in (
+        (0, [], True),
+        (0, [None], False),
+        (1, [None], True),
+        (1, [None, None], False),
+        (2, [None, None], True),
+        (None, [0], True),
+        (None, [0, None], False),
+        (None, [1, None], True),
+        (None, [1, 0], True),
+        (None, [None, 0], True),
+        (None, [2, 0, None], False),
+        (1, [0], True),
+        (3, [None, None, None], True),
+        (2, [None, None, None], False),
+    ):
+        tag = f"pathlen {root_len} {inter_lens}"
+        root = _cert(f"{tag} Root", key_kind="rsa2048", slot=1, ca=True, path_length=root_len)
+        chain: list[Issued] = []
+        up = root
+        for i, n in enumerate(inter_lens):
+            up = _cert(f"{tag} Inter{i}", key_kind="rsa2048", slot=2, ca=True, issuer=up,
+                       path_length=n)
+            chain.insert(0, up)
+        leaf = _cert(HOST, issuer=up, dns=(HOST,))
+        variant = f"root={root_len}/inters={'-'.join(str(x) for x in inter_lens) or 'none'}"
+        c.add("path-length", variant, [leaf, *chain], [root], ok)
+
+
+def _key_usage(c: _Cases) -> None:
+    p = _PKI("ku")
+    for kind in ("rsa2048", "p256"):
+        for variant, ku, ok in (
+            ("digital-signature", {"digital_signature": True}, True),
+            ("key-encipherment", {"key_encipherment": True}, True),
+            ("key-agreement", {"key_agreement": True}, True),
+            ("cert-sign-only", {"key_cert_sign": True}, False),
+            ("crl-sign-only", {"crl_sign": True}, False),
+            ("content-commitment-only", {"content_commitment": True}, False),
+            ("absent", None, True),
+        ):
+            c.add("key-usage", f"leaf-{kind}/{variant}",
+                  [p.leaf(key_kind=kind, key_usage=ku), p.inter], [p.root], ok)
+    for variant, ku, ok in (
+        ("cert-sign", {"key_cert_sign": True}, True),
+        ("no-cert-sign", {"digital_signature": True, "crl_sign": True}, False),
+        ("absent", None, True),
+    ):
+        inter = _cert(f"ku inter {variant}", key_kind="rsa2048", slot=2, ca=True, issuer=p.root,
+                      key_usage=ku)
+        c.add("key-usage", f"inter/{variant}", [p.leaf(issuer=inter), inter], [p.root], ok)
+
+
+def _eku(c: _Cases) -> None:
+    p = _PKI("eku")
+    for variant, eku, ok in (
+        ("server-auth", (EKU.SERVER_AUTH,), True),
+        ("server-and-client", (EKU.CLIENT_AUTH, EKU.SERVER_AUTH), True),
+        ("client-auth-only", (EKU.CLIENT_AUTH,), False),
+        ("code-signing-only", (EKU.CODE_SIGNING,), False),
+        ("email-only", (EKU.EMAIL_PROTECTION,), False),
+        ("absent", None, True),
+    ):
+        for kind in ("rsa2048", "p256"):
+            c.add("extended-key-usage", f"leaf-{kind}/{variant}",
+                  [p.leaf(key_kind=kind, eku=eku), p.inter], [p.root], ok)
+
+
+def _names(c: _Cases) -> None:
+    p = _PKI("names")
+    table: list[tuple[str, tuple[str, ...], tuple[str, ...], str | None, bool]] = [
+        ("dns-exact", (HOST,), (), HOST, True),
+        ("dns-case-insensitive", (HOST,), (), "HOST.Example", True),
+        ("dns-trailing-dot", (HOST,), (), HOST + ".", True),
+        ("dns-second-san", ("a.example", HOST), (), HOST, True),
+        ("dns-mismatch", (HOST,), (), "other.example", False),
+        ("dns-subdomain", (HOST,), (), "www." + HOST, False),
+        ("dns-parent", ("www." + HOST,), (), HOST, False),
+        ("dns-suffix-trick", (HOST,), (), "evilhost.example", False),
+        ("wildcard-one-label", ("*.wild.example",), (), "a.wild.example", True),
+        ("wildcard-case", ("*.wild.example",), (), "A.WILD.example", True),
+        ("wildcard-bare-domain", ("*.wild.example",), (), "wild.example", False),
+        ("wildcard-two-labels", ("*.wild.example",), (), "a.b.wild.example", False),
+        ("wildcard-tld", ("*.com",), (), "foo.com", False),
+        ("wildcard-partial-prefix", ("f*.wild.example",), (), "foo.wild.example", False),
+        ("wildcard-partial-suffix", ("*o.wild.example",), (), "foo.wild.example", False),
+        ("wildcard-not-leftmost", ("a.*.example",), (), "a.b.example", False),
+        ("wildcard-alone", ("*",), (), "foo", False),
+        ("wildcard-does-not-match-ip", ("*.0.2.1",), (), "192.0.2.1", False),
+        ("ipv4", (), ("192.0.2.1",), "192.0.2.1", True),
+        ("ipv4-mismatch", (), ("192.0.2.1",), "192.0.2.2", False),
+        ("ipv6", (), ("2001:db8::1",), "2001:db8::1", True),
+        ("ipv6-other-spelling", (), ("2001:db8::1",), "2001:db8:0:0:0:0:0:1", True),
+        ("ipv6-mismatch", (), ("2001:db8::1",), "2001:db8::2", False),
+        ("ipv4-mapped-not-ipv4", (), ("::ffff:192.0.2.1",), "192.0.2.1", False),
+        ("ip-as-dns-san-refused", ("192.0.2.1",), (), "192.0.2.1", False),
+        ("dns-vs-ip-only", (), ("192.0.2.1",), HOST, False),
+        ("ip-vs-dns-only", (HOST,), (), "192.0.2.1", False),
+        ("mixed-sans-dns", (HOST,), ("192.0.2.1",), HOST, True),
+        ("mixed-sans-ip", (HOST,), ("192.0.2.1",), "192.0.2.1", True),
+        ("no-san-cn-not-used", (), (), HOST, False),
+        ("no-san-no-name-check", (), (), None, True),
+    ]
+    for kind in ("rsa2048", "p256"):
+        for variant, dns, ips, server_name, ok in table:
+            leaf = p.leaf(key_kind=kind, dns=dns, ips=ips)
+            c.add("names", f"{kind}/{variant}", [leaf, p.inter], [p.root], ok, server_name)
+
+
+def _critical(c: _Cases) -> None:
+    p = _PKI("critical")
+    crit = [(certs.unknown_extension(), True)]
+    c.add("critical-extension", "leaf-unknown-critical", [p.leaf(extra=crit), p.inter], [p.root],
+          False)
+    inter = _cert("critical Inter", key_kind="rsa2048", slot=2, ca=True, issuer=p.root, extra=crit)
+    c.add("critical-extension", "inter-unknown-critical", [p.leaf(issuer=inter), inter], [p.root],
+          False)
+    for i, oid in enumerate(("1.2.3.4", "2.999.1", "1.3.6.1.4.1.11129.2.4.99")):
+        ext = [(certs.unknown_extension(oid), True)]
+        c.add("critical-extension", f"leaf-critical-{i}", [p.leaf(extra=ext), p.inter], [p.root],
+              False)
+        c.add("critical-extension", f"leaf-noncritical-{i}",
+              [p.leaf(extra=[(certs.unknown_extension(oid), False)]), p.inter], [p.root], True)
+    c.add("critical-extension", "leaf-ku-noncritical",
+          [p.leaf(key_usage_critical=False), p.inter], [p.root], True)
+
+
+def _malformed(c: _Cases) -> None:
+    p = _PKI("malformed")
+    leaf = p.leaf()
+    good = leaf.der
+    for variant, bad in (
+        ("truncated-leaf", good[: len(good) // 2]),
+        ("garbage-leaf", b"\x30\x82\x01\x00" + b"\xa5" * 40),
+        ("empty-leaf", b""),
+        ("not-der", b"-----BEGIN CERTIFICATE-----\n"),
+        ("trailing-bytes", good + b"\x00\x00"),
+        ("wrong-outer-length", good[:2] + bytes([good[2], (good[3] + 1) & 0xFF]) + good[4:]),
+    ):
+        c.add("malformed", variant, [bad, p.inter], [p.root], False)
+    c.add("malformed", "truncated-inter", [good, p.inter.der[:100]], [p.root], False)
+    c.add("malformed", "empty-chain", [], [p.root], False)
+
+
+def _signatures(c: _Cases) -> None:
+    for kind in ("rsa2048", "p256", "ed25519"):
+        p = _PKI(f"sig {kind}", "rsa2048", kind)
+        leaf = p.leaf()
+        c.add("signature", f"{kind}/leaf-bit-flipped",
+              [certs.corrupt_signature(leaf.der), p.inter], [p.root], False)
+        c.add("signature", f"{kind}/inter-bit-flipped",
+              [leaf, certs.corrupt_signature(p.inter.der)], [p.root], False)
+        wrong = certs.key(kind, 9)
+        c.add("signature", f"{kind}/leaf-signed-by-other-key",
+              [p.leaf(signer_key=wrong, key_ids=False), p.inter], [p.root], False)
+    p = _PKI("sig anchor")
+    c.add("signature", "anchor-self-signature-not-checked",
+          [p.leaf(), p.inter], [certs.corrupt_signature(p.root.der)], True)
+
+
+def _chains(c: _Cases) -> None:
+    for n in (1, 2, 3, 4, 5, 6, 7, 8):
+        root = _cert(f"long {n} Root", key_kind="rsa2048", slot=1, ca=True)
+        inters: list[Issued] = []
+        up = root
+        for i in range(n):
+            up = _cert(f"long {n} Inter{i}", key_kind="rsa2048", slot=2, ca=True, issuer=up)
+            inters.insert(0, up)
+        leaf = _cert(HOST, issuer=up, dns=(HOST,))
+        c.add("chain", f"length-{n}-intermediates", [leaf, *inters], [root], True)
+        if n >= 3:
+            c.add("chain", f"length-{n}-shuffled", [leaf, *reversed(inters)], [root], True)
+            c.add("chain", f"length-{n}-missing-middle",
+                  [leaf, *inters[:1], *inters[2:]], [root], False)
+            c.add("chain", f"length-{n}-anchor-in-middle", [leaf, *inters], [inters[1]], True)
+    p = _PKI("chain")
+    other = _PKI("chain other")
+    c.add("chain", "missing-intermediate", [p.leaf()], [p.root], False)
+    c.add("chain", "unknown-root", [p.leaf(), p.inter], [other.root], False)
+    c.add("chain", "no-anchors", [p.leaf(), p.inter], [], False)
+    c.add("chain", "unrelated-extra-cert", [p.leaf(), other.inter, p.inter], [p.root], True)
+    c.add("chain", "several-anchors", [p.leaf(), p.inter], [other.root, p.root], True)
+    c.add("chain", "garbage-anchor-ignored", [p.leaf(), p.inter], [b"junk", p.root], True)
+    lookalike = _cert("chain Root", key_kind="rsa2048", slot=7, ca=True)
+    c.add("chain", "lookalike-root-other-key", [p.leaf(), p.inter], [lookalike], False)
+
+
+def _anchors(c: _Cases) -> None:
+    p = _PKI("anchors")
+    leaf = p.leaf()
+    c.add("partial-chain", "intermediate-anchor", [leaf, p.inter], [p.inter], True)
+    c.add("partial-chain", "intermediate-anchor-not-sent", [leaf], [p.inter], True)
+    c.add("partial-chain", "leaf-anchor", [leaf, p.inter], [leaf], True)
+    c.add("partial-chain", "leaf-anchor-alone", [leaf], [leaf], True)
+    c.add("partial-chain", "leaf-anchor-name-mismatch", [leaf], [leaf], False, "other.example")
+    ss = _cert(HOST, dns=(HOST,), key_kind="p256", slot=5)
+    c.add("partial-chain", "self-signed-leaf-untrusted", [ss], [p.root], False)
+    c.add("partial-chain", "self-signed-leaf-anchored", [ss], [ss], True)
+    c.add("partial-chain", "other-leaf-anchor", [leaf], [p.leaf(slot=4)], False)
+    dead_root = _cert("anchors dead Root", key_kind="rsa2048", slot=1, ca=True,
+                      not_after=REF - DAY)
+    inter = _cert("anchors Inter under dead root", key_kind="rsa2048", slot=2, ca=True,
+                  issuer=dead_root)
+    c.add("partial-chain", "inter-anchor-below-expired-root",
+          [p.leaf(issuer=inter), inter, dead_root], [inter], True)
+    c.add("partial-chain", "expired-root-anchor", [p.leaf(issuer=inter), inter], [dead_root],
+          False)
+
+
+def _weak(c: _Cases) -> None:
+    p = _PKI("weak")
+    c.add("weak-crypto", "leaf-rsa1024", [p.leaf(key_kind="rsa1024"), p.inter], [p.root], False)
+    weak_inter = _cert("weak Inter 1024", key_kind="rsa1024", slot=2, ca=True, issuer=p.root)
+    c.add("weak-crypto", "inter-rsa1024", [p.leaf(issuer=weak_inter), weak_inter], [p.root], False)
+    weak_root = _cert("weak Root 1024", key_kind="rsa1024", slot=1, ca=True)
+    inter = _cert("weak Inter under 1024 root", key_kind="rsa2048", slot=2, ca=True,
+                  issuer=weak_root)
+    c.add("weak-crypto", "anchor-rsa1024-exempt", [p.leaf(issuer=inter), inter], [weak_root], True)
+    c.add("weak-crypto", "leaf-rsa1024-as-anchor",
+          *(lambda lf: ([lf], [lf]))(p.leaf(key_kind="rsa1024", slot=3)), True)
+    for digest in ("sha1", "md5"):
+        c.add("weak-crypto", f"leaf-rsa-{digest}",
+              [certs.resign(p.leaf(), p.inter, digest), p.inter], [p.root], False)
+        c.add("weak-crypto", f"inter-rsa-{digest}",
+              [p.leaf(), certs.resign(p.inter, p.root, digest)], [p.root], False)
+        sha1_root = certs.resign(p.root, p.root, digest)
+        c.add("weak-crypto", f"anchor-self-signed-{digest}-exempt",
+              [p.leaf(), p.inter], [sha1_root], True)
+    ec = _PKI("weak ec", "p256", "p256")
+    c.add("weak-crypto", "leaf-ecdsa-sha1",
+          [certs.resign(ec.leaf(), ec.inter, "sha1"), ec.inter], [ec.root], False)
+    c.add("weak-crypto", "leaf-rsa2048-ok", [p.leaf(key_kind="rsa2048"), p.inter], [p.root], True)
+    c.add("weak-crypto", "leaf-dsa", [p.leaf(key_kind="dsa2048"), p.inter], [p.root], False)
+    dsa_inter = _cert("weak Inter DSA", key_kind="dsa2048", slot=2, ca=True, issuer=p.root)
+    c.add("weak-crypto", "inter-dsa", [p.leaf(issuer=dsa_inter), dsa_inter], [p.root], False)
+
+
+GENERATORS: tuple[Callable[[_Cases], None], ...] = (
+    _good, _validity, _ca_flag, _path_len, _key_usage, _eku, _names, _critical, _malformed,
+    _signatures, _chains, _anchors, _weak,
+)
+
+
+@functools.lru_cache(maxsize=1)
+def cases() -> tuple[PathCase, ...]:
+    """Every case, generated once per process (a second or two, mostly RSA keys)."""
+    c = _Cases()
+    for gen in GENERATORS:
+        gen(c)
+    names = [x.name for x in c.out]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise AssertionError(f"duplicate case names: {sorted(dupes)}")
+    return tuple(c.out)

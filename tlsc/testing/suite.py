@@ -1,0 +1,73 @@
+"""``BackendConformance``: the conformance suite a backend's own tests subclass.
+
+A backend author writes::
+
+    from tlsc.testing.suite import BackendConformance
+
+    class TestConformance(BackendConformance):
+        backend_name = "mybackend"
+
+and pytest runs, against that backend: every path-validation case (one test
+each, with the spec's verdict), every in-memory handshake scenario, and the
+real-peer scenarios whose server binary is on PATH.  Scenarios the backend
+declares it cannot do (``info().capabilities``) are skipped, nothing else.
+The ``tlsc`` pytest plugin (installed with tlsc) supplies the fixtures.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from . import live, memory
+from .harness import excuse, get_backend, judge, verify_chain_of
+from .pathcases import cases
+
+__all__ = ["BackendConformance"]
+
+
+def _ids(items: Any) -> list[str]:
+    return [i.name for i in items]
+
+
+class BackendConformance:
+    """Subclass and set :attr:`backend_name`; the tests below then run for that backend."""
+
+    backend_name: ClassVar[str] = ""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend(cls, request: pytest.FixtureRequest) -> Any:
+        if not cls.backend_name:
+            pytest.fail("set backend_name on your BackendConformance subclass")
+        asked = request.config.getoption("--tlsc-backend", default=None)
+        if asked and cls.backend_name not in asked:
+            pytest.skip(f"--tlsc-backend does not name {cls.backend_name}")
+        try:
+            return get_backend(cls.backend_name)
+        except KeyError:
+            pytest.fail(f"backend {cls.backend_name!r} is not installed")
+
+    @pytest.mark.parametrize("case", cases(), ids=_ids(cases()))
+    def test_path_validation(self, backend: Any, case: Any) -> None:
+        verdict, reason = judge(verify_chain_of(backend), case)
+        want = case.expected
+        assert verdict == want, f"{case.name}: expected {want}, got {verdict} {reason}"
+
+    @pytest.mark.parametrize("scenario", memory.SCENARIOS, ids=_ids(memory.SCENARIOS))
+    def test_memory_handshake(self, backend: Any, scenario: Any) -> None:
+        why = excuse(backend.info().capabilities, scenario.needs)
+        if why is not None:
+            pytest.skip(why)
+        scenario.run(backend)
+
+    @pytest.mark.parametrize("scenario", live.SCENARIOS, ids=_ids(live.SCENARIOS))
+    def test_live_handshake(self, backend: Any, scenario: Any) -> None:
+        why = excuse(backend.info().capabilities, scenario.needs)
+        if why is not None:
+            pytest.skip(why)
+        missing = live.missing_peer(scenario.peer)
+        if missing:
+            pytest.skip(missing)
+        scenario.run(backend)
