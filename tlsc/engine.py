@@ -375,7 +375,7 @@ class Engine:
 
     def _write_prog(self) -> None:
         try:
-            n = os.write(self.to_prog, self.down[:HIGH])
+            n = os.write(self.to_prog, self.down)  # no slice: a slice is a copy
         except BlockingIOError:
             return
         except BrokenPipeError:

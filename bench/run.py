@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""tlsc benchmark: tlsc (openssl, tlslite) against stunnel and socat on loopback.
+
+    python bench/run.py [--size MiB] [--rounds N] [--tools T ...] [--json]
+
+Every contender is put in front of the same TLS server (bench/server.py, stdlib
+ssl = OpenSSL, TLS 1.3 pinned to one suite) and runs the same cleartext prog
+(bench/prog.py, bench/echo.sh).  Runs are interleaved (A B C A B C ...) for
+--rounds rounds; medians and min-max are printed with each contender's ratio to
+--baseline.  A benchmark, not a test: it prints figures, it asserts nothing but
+the sha256 of the bytes moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import select
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from pattern import digest  # noqa: E402
+
+PY = sys.executable
+MiB = 1 << 20
+GiB = 1 << 30
+SUITE = "TLS_AES_128_GCM_SHA256"
+ALL_TOOLS = ["tlsc-openssl", "tlsc-tlslite", "stunnel", "socat"]
+TLSLITE_DIVISOR = 64  # tlslite is pure Python (< 1 MiB/s): it moves size/64
+
+
+def sh(*argv: str, **kw) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def make_certs(d: str) -> None:
+    """A CA and a server certificate for localhost / 127.0.0.1 (RSA 2048)."""
+    o = "openssl"
+    sh(
+        o,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        f"{d}/ca.key",
+        "-out",
+        f"{d}/ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=tlsc bench CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
+    sh(
+        o,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        f"{d}/srv.key",
+        "-out",
+        f"{d}/srv.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=localhost",
+        "-CA",
+        f"{d}/ca.pem",
+        "-CAkey",
+        f"{d}/ca.key",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
+        "-addext",
+        "keyUsage=critical,digitalSignature,keyEncipherment",
+    )
+    with open(f"{d}/openssl.cnf", "w") as f:
+        f.write(
+            "openssl_conf = init\n[init]\nssl_conf = ssl_sect\n"
+            "[ssl_sect]\nsystem_default = sysdef\n"
+            f"[sysdef]\nMinProtocol = TLSv1.3\nCiphersuites = {SUITE}\n"
+        )
+
+
+class Server:
+    def __init__(self, d: str) -> None:
+        portfile = f"{d}/port"
+        env = dict(os.environ, OPENSSL_CONF=f"{d}/openssl.cnf")
+        self.proc = subprocess.Popen(
+            [PY, f"{HERE}/server.py", f"{d}/srv.pem", f"{d}/srv.key", portfile], env=env
+        )
+        for _ in range(500):
+            if os.path.exists(portfile):
+                break
+            time.sleep(0.01)
+        with open(portfile) as f:
+            self.port = int(f.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def which_tlsc() -> str | None:
+    cand = os.path.join(os.path.dirname(PY), "tlsc")
+    return cand if os.access(cand, os.X_OK) else shutil.which("tlsc")
+
+
+class Contender:
+    """How to launch one TLS client with a prog behind it."""
+
+    def __init__(self, name: str, d: str, port: int, wrap: list[str]) -> None:
+        self.name, self.d, self.port, self.wrap = name, d, port, wrap
+        self.n = 0
+
+    @property
+    def fds(self) -> tuple[int, int]:
+        return (6, 7) if self.name.startswith("tlsc") else (0, 1)
+
+    def launch(self, prog: list[str], log) -> subprocess.Popen:
+        self.n += 1
+        if self.name.startswith("tlsc"):
+            backend = self.name.split("-", 1)[1]
+            argv = self.wrap + [which_tlsc(), "--backend", backend, "-k", "localhost", "--"] + prog
+            env = dict(os.environ, CAFILE=f"{self.d}/ca.pem")
+            # The network connection on fds 6/7, as tcpclient would leave it.
+            s = socket.create_connection(("127.0.0.1", self.port))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            fd = s.fileno()
+
+            def pre() -> None:
+                os.dup2(fd, 6)
+                os.dup2(fd, 7)
+
+            try:
+                return subprocess.Popen(
+                    argv,
+                    env=env,
+                    preexec_fn=pre,
+                    pass_fds=(6, 7),
+                    stdin=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            finally:
+                s.close()
+        if self.name == "stunnel":
+            conf = f"{self.d}/stunnel-{self.n}.conf"
+            with open(conf, "w") as f:
+                f.write(
+                    "foreground = yes\npid =\ndebug = 3\n[bench]\nclient = yes\n"
+                    f"connect = 127.0.0.1:{self.port}\n"
+                    f"exec = {prog[0]}\nexecArgs = {' '.join(prog)}\n"
+                    f"CAfile = {self.d}/ca.pem\nverifyChain = yes\n"
+                    "checkHost = localhost\nsni = localhost\n"
+                )
+            return subprocess.Popen(
+                ["stunnel", conf], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        if self.name == "socat":
+            addr = (
+                f"OPENSSL:127.0.0.1:{self.port},cafile={self.d}/ca.pem,verify=1,"
+                "commonname=localhost,snihost=localhost,nodelay"
+            )
+            return subprocess.Popen(
+                ["socat", addr, "EXEC:" + " ".join(prog)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        raise ValueError(self.name)
+
+
+def available(tool: str) -> str | None:
+    """None if usable, else why not."""
+    if tool.startswith("tlsc"):
+        if not which_tlsc():
+            return "tlsc not on PATH"
+        backend = tool.split("-", 1)[1]
+        out = subprocess.run(
+            [which_tlsc(), "--list-backends"], capture_output=True, text=True
+        ).stdout.split()
+        return None if backend in out else f"backend {backend} not installed"
+    if tool in ("stunnel", "socat"):
+        return None if shutil.which(tool) else f"{tool} not installed"
+    return "unknown tool"
+
+
+def finish(p: subprocess.Popen, timeout: float, c: Contender | None = None) -> None:
+    # stunnel's connect+exec service stays up after prog has gone (the process
+    # keeps running with no session): once prog has reported, stop it.
+    if c is not None and c.name == "stunnel":
+        timeout = min(timeout, 0.3)
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        try:
+            p.wait(2)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def transfer(c: Contender, mode: str, n: int, expected: str, timeout: float, log) -> dict:
+    rf = f"{c.d}/result-{c.name}-{c.n}.json"
+    r, w = c.fds
+    prog = [PY, f"{HERE}/prog.py", str(r), str(w), mode, str(n), expected, rf]
+    return _run_prog(c, prog, rf, timeout, log)
+
+
+def idle(c: Contender, seconds: float, log) -> dict:
+    rf = f"{c.d}/result-{c.name}-{c.n}.json"
+    r, w = c.fds
+    prog = [PY, f"{HERE}/prog.py", str(r), str(w), "idle", "0", "-", rf, str(seconds)]
+    return _run_prog(c, prog, rf, seconds + 30, log)
+
+
+def _run_prog(c: Contender, prog: list[str], rf: str, timeout: float, log) -> dict:
+    if os.path.exists(rf):
+        os.unlink(rf)
+    p = c.launch(prog, log)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(rf) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    finish(p, 5, c)
+    if not os.path.exists(rf):
+        return {"ok": False, "error": f"no result (exit {p.returncode})"}
+    with open(rf) as f:
+        return json.load(f)
+
+
+def latency(c: Contender, log) -> dict:
+    fifo = f"{c.d}/fifo"
+    if os.path.exists(fifo):
+        os.unlink(fifo)
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    wfd = os.open(fifo, os.O_WRONLY)  # keep a writer: no EOF, only data wakes us
+    try:
+        r, w = c.fds
+        t0 = time.monotonic()
+        p = c.launch([f"{HERE}/echo.sh", str(r), str(w), fifo], log)
+        ready, _, _ = select.select([rfd], [], [], 30)
+        t1 = time.monotonic()
+        line = os.read(rfd, 4096).decode().split() if ready else []
+        finish(p, 5, c)
+    finally:
+        os.close(rfd)
+        os.close(wfd)
+    ok = len(line) == 2 and line[0] == "hello"
+    return {"ok": ok, "seconds": t1 - t0, "cipher": line[1] if ok else None}
+
+
+def floor(module: str, samples: int) -> dict:
+    walls, rss = [], []
+    for _ in range(samples):
+        t0 = time.monotonic()
+        p = subprocess.Popen([PY, "-c", f"import {module}"])
+        _, status, ru = os.wait4(p.pid, 0)
+        walls.append(time.monotonic() - t0)
+        rss.append(ru.ru_maxrss / 1024)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode:
+            return {"ok": False}
+    return {
+        "ok": True,
+        "wall_ms": statistics.median(walls) * 1e3,
+        "rss_mib": statistics.median(rss),
+    }
+
+
+def stats(xs: list[float]) -> dict | None:
+    if not xs:
+        return None
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def machine() -> dict:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+
+    def ver(*argv: str) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True)
+            return (out.stdout + out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "-"
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "python_ssl": ssl.OPENSSL_VERSION,
+        "openssl": ver("openssl", "version"),
+        "stunnel": next(
+            (
+                ln
+                for ln in subprocess.run(
+                    ["stunnel", "-version"], capture_output=True, text=True
+                ).stderr.splitlines()
+                if ln.startswith("stunnel")
+            ),
+            "-",
+        )
+        if shutil.which("stunnel")
+        else "-",
+        "socat": ver("socat", "-V").replace("socat by Gerhard Rieger", "").strip()
+        if shutil.which("socat")
+        else "-",
+        "kernel": platform.release(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--size",
+        type=float,
+        default=1024,
+        help="MiB per throughput transfer (tlsc-tlslite: size/64) [1024]",
+    )
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds [5]")
+    ap.add_argument("--tools", nargs="+", default=ALL_TOOLS, choices=ALL_TOOLS)
+    ap.add_argument("--baseline", default="stunnel")
+    ap.add_argument(
+        "--rss-small",
+        type=float,
+        default=64,
+        help="MiB of the small peak-RSS transfer (capped at --size) [64]",
+    )
+    ap.add_argument("--latency-samples", type=int, default=20)
+    ap.add_argument("--idle", type=float, default=10.0, help="idle seconds [10]")
+    ap.add_argument("--floor-samples", type=int, default=10)
+    ap.add_argument("--wrap", default="", help="command prepended to tlsc (profilers)")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    a = ap.parse_args(argv)
+
+    tools = []
+    for t in a.tools:
+        why = available(t)
+        if why:
+            print(f"skipping {t}: {why}", file=sys.stderr)
+        else:
+            tools.append(t)
+    size = int(a.size * MiB)
+    small = int(min(a.rss_small, a.size) * MiB)
+
+    def size_of(tool: str, n: int) -> int:
+        return max(n // TLSLITE_DIVISOR, 1) if tool == "tlsc-tlslite" else n
+
+    if "tlsc-tlslite" in tools:
+        print(
+            f"note: tlsc-tlslite moves 1/{TLSLITE_DIVISOR} of every size "
+            f"({size_of('tlsc-tlslite', size) / MiB:g} MiB, RSS small "
+            f"{size_of('tlsc-tlslite', small) / MiB:g} MiB): pure Python, < 1 MiB/s",
+            file=sys.stderr,
+        )
+
+    d = tempfile.mkdtemp(prefix="tlsc-bench-")
+    make_certs(d)
+    srv = Server(d)
+    log = open(f"{d}/clients.log", "wb")
+    digests: dict[int, str] = {}
+
+    def dig(n: int) -> str:
+        if n not in digests:
+            digests[n] = digest(n)
+        return digests[n]
+
+    cs = {
+        t: Contender(t, d, srv.port, a.wrap.split() if t.startswith("tlsc") else []) for t in tools
+    }
+    res: dict = {
+        t: {
+            "download": [],
+            "upload": [],
+            "cpu_download": [],
+            "cpu_upload": [],
+            "hwm_big": [],
+            "hwm_small": [],
+            "latency": [],
+            "idle": [],
+            "verified": 0,
+            "failed": 0,
+            "ciphers": set(),
+            "errors": [],
+        }
+        for t in tools
+    }
+
+    def record(t: str, mode: str, r: dict, n: int, big: bool) -> None:
+        x = res[t]
+        if not r.get("ok"):
+            x["failed"] += 1
+            x["errors"].append(f"{mode}: {r.get('error') or 'sha256 mismatch'}")
+            return
+        x["verified"] += 1
+        if r.get("cipher"):
+            x["ciphers"].add(r["cipher"])
+        hwm = r["after"]["hwm_kib"] / 1024
+        if big:
+            x[mode].append(n / MiB / r["seconds"])
+            x["cpu_" + mode].append(r["cpu"] / (n / GiB))
+            x["hwm_big"].append(hwm)
+        else:
+            x["hwm_small"].append(hwm)
+
+    try:
+        for rnd in range(a.rounds):
+            for mode in ("download", "upload"):
+                for t in tools:
+                    n = size_of(t, size)
+                    tmo = 120 + n / MiB * (2 if t == "tlsc-tlslite" else 0.5)
+                    r = transfer(cs[t], mode, n, dig(n), tmo, log)
+                    record(t, mode, r, n, True)
+                    print(
+                        f"round {rnd + 1}/{a.rounds} {mode:8} {t:13} "
+                        + (
+                            f"{n / MiB / r['seconds']:8.1f} MiB/s cpu {r['cpu']:.2f}s"
+                            if r.get("ok")
+                            else f"FAILED {r.get('error', '')}"
+                        ),
+                        file=sys.stderr,
+                    )
+        for mode in ("download", "upload"):
+            for t in tools:
+                n = size_of(t, small)
+                record(t, mode, transfer(cs[t], mode, n, dig(n), 600, log), n, False)
+        for _ in range(a.latency_samples):
+            for t in tools:
+                r = latency(cs[t], log)
+                if r["ok"]:
+                    res[t]["latency"].append(r["seconds"] * 1e3)
+                    res[t]["ciphers"].add(r["cipher"])
+                else:
+                    res[t]["failed"] += 1
+                    res[t]["errors"].append("latency: no reply")
+        for t in tools:
+            r = idle(cs[t], a.idle, log)
+            if r.get("ok"):
+                res[t]["idle"].append(r["sched"] * 1e3)
+                res[t]["ciphers"].add(r.get("cipher"))
+            else:
+                res[t]["failed"] += 1
+                res[t]["errors"].append(f"idle: {r.get('error')}")
+    finally:
+        srv.stop()
+        log.close()
+
+    floors = {}
+    for m in ("tlsc_openssl", "tlsc_tlslite"):
+        if f"tlsc-{m.split('_')[1]}" in tools:
+            floors[m] = floor(m, a.floor_samples)
+
+    out = {
+        "machine": machine(),
+        "size_mib": a.size,
+        "rounds": a.rounds,
+        "rss_small_mib": small / MiB,
+        "idle_seconds": a.idle,
+        "latency_samples": a.latency_samples,
+        "tlslite_divisor": TLSLITE_DIVISOR,
+        "baseline": a.baseline,
+        "floors": floors,
+        "workdir": d,
+        "tools": {
+            t: {
+                "download_mibs": stats(x["download"]),
+                "upload_mibs": stats(x["upload"]),
+                "cpu_s_per_gib_download": stats(x["cpu_download"]),
+                "cpu_s_per_gib_upload": stats(x["cpu_upload"]),
+                "peak_rss_mib_small": max(x["hwm_small"], default=None),
+                "peak_rss_mib_big": max(x["hwm_big"], default=None),
+                "setup_ms": stats(x["latency"]),
+                "idle_cpu_ms": stats(x["idle"]),
+                "bytes_verified": x["verified"],
+                "failed": x["failed"],
+                "errors": x["errors"],
+                "ciphers": sorted(c for c in x["ciphers"] if c),
+                "size_mib": size_of(t, size) / MiB,
+            }
+            for t, x in res.items()
+        },
+    }
+    if a.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print_table(out)
+    return 0 if all(x["failed"] == 0 for x in out["tools"].values()) else 1
+
+
+def print_table(out: dict) -> None:
+    m = out["machine"]
+    tools = list(out["tools"])
+    base = out["baseline"] if out["baseline"] in tools else None
+    print(
+        f"machine: {m['nproc']} x {m['cpu']}, kernel {m['kernel']}, "
+        f"Python {m['python']} ({m['python_ssl']}), {m['openssl']}"
+    )
+    print(f"         {m['stunnel']}; socat {m['socat']}")
+    print(
+        f"size {out['size_mib']:g} MiB x {out['rounds']} rounds interleaved "
+        f"(tlsc-tlslite: 1/{out['tlslite_divisor']} of each size); "
+        f"RSS small {out['rss_small_mib']:g} MiB; setup: median of "
+        f"{out['latency_samples']}; idle {out['idle_seconds']:g} s; "
+        f"ratio = value / {base or '-'}"
+    )
+    rows = [
+        ("download MiB/s", "download_mibs", True),
+        ("upload MiB/s", "upload_mibs", True),
+        ("CPU s/GiB download", "cpu_s_per_gib_download", True),
+        ("CPU s/GiB upload", "cpu_s_per_gib_upload", True),
+        ("peak RSS MiB (small)", "peak_rss_mib_small", False),
+        ("peak RSS MiB (size)", "peak_rss_mib_big", False),
+        ("setup ms", "setup_ms", True),
+        ("idle CPU ms", "idle_cpu_ms", True),
+    ]
+    w = 34
+    print(f"{'figure':22}" + "".join(f"{t:>{w}}" for t in tools))
+
+    def val(v) -> float | None:
+        return v["median"] if isinstance(v, dict) else v
+
+    for label, key, has_range in rows:
+        cells = []
+        for t in tools:
+            v = out["tools"][t][key]
+            if v is None:
+                cells.append("-")
+                continue
+            s = f"{val(v):.3g}" if val(v) < 100 else f"{val(v):.0f}"
+            if has_range and isinstance(v, dict):
+                s += f" [{v['min']:.3g}-{v['max']:.3g}]"
+            b = out["tools"][base][key] if base else None
+            if b is not None and val(b):
+                s += f" {val(v) / val(b):.2f}x"
+            cells.append(s)
+        print(f"{label:22}" + "".join(f"{c:>{w}}" for c in cells))
+    for label, key in (("bytes verified (runs)", "bytes_verified"), ("failed runs", "failed")):
+        print(f"{label:22}" + "".join(f"{out['tools'][t][key]:>{w}}" for t in tools))
+    print(
+        f"{'cipher':22}"
+        + "".join(f"{','.join(out['tools'][t]['ciphers']) or '-':>{w}}" for t in tools)
+    )
+    for mod, f in out["floors"].items():
+        if f.get("ok"):
+            t = "tlsc-" + mod.split("_")[1]
+            x = out["tools"][t]
+            extra = []
+            if x["setup_ms"]:
+                extra.append(f"setup - floor {x['setup_ms']['median'] - f['wall_ms']:.1f} ms")
+            for k in ("small", "big"):
+                rss = x[f"peak_rss_mib_{k}"]
+                if rss is not None:
+                    extra.append(f"RSS({k}) - floor {rss - f['rss_mib']:.1f} MiB")
+            print(
+                f"floor python -c 'import {mod}': {f['wall_ms']:.1f} ms, "
+                f"{f['rss_mib']:.1f} MiB; " + "; ".join(extra)
+            )
+    for t in tools:
+        for e in out["tools"][t]["errors"][:5]:
+            print(f"error {t}: {e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

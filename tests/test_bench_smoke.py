@@ -1,0 +1,89 @@
+"""Smoke test of bench/run.py: a tiny run completes and prints every figure.
+
+Asserts behaviour only (the run finishes, bytes are verified, the table is
+complete for tlsc-openssl); never timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, "bench", "run.py")
+TINY = [
+    "--size",
+    "1",
+    "--rounds",
+    "1",
+    "--idle",
+    "0.5",
+    "--latency-samples",
+    "2",
+    "--floor-samples",
+    "2",
+    "--rss-small",
+    "0.5",
+]
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="bench needs the openssl command"
+)
+
+
+def run(*extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, RUN, *TINY, *extra], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_table_has_every_figure_for_tlsc_openssl():
+    p = run("--tools", "tlsc-openssl", "--baseline", "tlsc-openssl")
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    header = next(ln for ln in lines if ln.startswith("figure"))
+    assert "tlsc-openssl" in header
+    for label in (
+        "download MiB/s",
+        "upload MiB/s",
+        "CPU s/GiB download",
+        "CPU s/GiB upload",
+        "peak RSS MiB (small)",
+        "peak RSS MiB (size)",
+        "setup ms",
+        "idle CPU ms",
+    ):
+        row = next(ln for ln in lines if ln.startswith(label))
+        assert row[22:].strip() not in ("", "-"), row
+    verified = next(ln for ln in lines if ln.startswith("bytes verified"))
+    assert int(verified.split()[-1]) == 4  # 2 timed + 2 small transfers
+    failed = next(ln for ln in lines if ln.startswith("failed runs"))
+    assert int(failed.split()[-1]) == 0
+    assert "TLS_AES_128_GCM_SHA256" in next(ln for ln in lines if ln.startswith("cipher"))
+    assert "floor python -c 'import tlsc_openssl'" in p.stdout
+
+
+def test_json_output():
+    p = run(
+        "--tools", "tlsc-openssl", "--baseline", "tlsc-openssl", "--json", "--latency-samples", "1"
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = json.loads(p.stdout)
+    t = out["tools"]["tlsc-openssl"]
+    assert t["failed"] == 0 and t["bytes_verified"] == 4
+    for key in (
+        "download_mibs",
+        "upload_mibs",
+        "cpu_s_per_gib_download",
+        "cpu_s_per_gib_upload",
+        "setup_ms",
+        "idle_cpu_ms",
+    ):
+        assert t[key] is not None and t[key]["n"] >= 1, key
+    assert t["peak_rss_mib_small"] > 0 and t["peak_rss_mib_big"] > 0
+    assert out["floors"]["tlsc_openssl"]["ok"]
