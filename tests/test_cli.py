@@ -53,6 +53,7 @@ def test_version():
 def test_list_backends_one_line_per_backend():
     r = runmod.run(["--list-backends"])
     r.assert_ok()
+    assert r.stderr == "", "--list-backends prints its lines and nothing else"
     lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
     names = installed_backends()
     assert sorted(ln.split()[0] for ln in lines) == names, r.stdout
@@ -323,3 +324,117 @@ def test_list_backends_shows_third_party_backend(broken_backend):
     r.assert_ok()
     names = [ln.split()[0] for ln in r.stdout.splitlines() if ln.strip()]
     assert sorted(names) == sorted(installed_backends() + ["broken"]), r.stdout
+
+
+# -- prog: not found, not executable (111, after the handshake); its argv is its own ----------
+
+def test_prog_not_found_is_111_and_named(tlsc, pki, pypeer):
+    peer = pypeer(pki.leaf_ec, drain=2)
+    r = tlsc.run(["-k", "localhost", "no-such-prog-4a7c", "arg"], peer=peer.address)
+    r.assert_fatal(111, "no-such-prog-4a7c")
+
+
+def test_prog_not_executable_is_111(tlsc, pki, pypeer, tmp_path):
+    script = tmp_path / "not-executable"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    peer = pypeer(pki.leaf_ec, drain=2)
+    r = tlsc.run(["-k", "localhost", str(script)], peer=peer.address)
+    r.assert_fatal(111, "not-executable")
+
+
+def test_prog_exit_code_111_is_not_an_exec_failure(tlsc, pki, pypeer):
+    """prog's own 111 comes back as 111 with no fatal line: tlsc tells them apart."""
+    peer = pypeer(pki.leaf_ec)
+    r = tlsc.run(["-k", "localhost", "sh", "-c", "exit 111"], peer=peer.address)
+    r.assert_ok(111)
+
+
+ARGV_PROG = 'printf "%s\\n" "$@" > "$0"; env > "$0.env"'
+
+
+@pytest.mark.parametrize("sep", [[], ["--"]], ids=["first non-option", "--"])
+def test_options_after_prog_belong_to_prog(sep, tlsc, pki, pypeer, tmp_path):
+    """Parsing stops at prog: '-Z', '-X' (unknown to tlsc) and '--' are prog's."""
+    out = tmp_path / "argv"
+    peer = pypeer(pki.leaf_ec)
+    r = tlsc.run(["-k", "localhost", *sep, "sh", "-c", ARGV_PROG, out,
+                  "-Z", "-X", "--", "-v", "9", "--backend=none"], peer=peer.address)
+    r.assert_ok()
+    assert out.read_text().splitlines() == ["-Z", "-X", "--", "-v", "9", "--backend=none"]
+    env = (tmp_path / "argv.env").read_text()
+    assert "CAFILE=" not in env, "-Z after prog was taken by tlsc"
+
+
+def test_long_options_with_equals_and_separate_values(tlsc, pki, pypeer, probe):
+    peer = pypeer(pki.leaf_ec)
+    p = probe()
+    r = tlsc.run(["--verbosity=0", "--handshake-timeout", "5000", "--servername", "localhost",
+                  "--backend=" + tlsc.backend, *p.argv("env")], peer=peer.address)
+    r.assert_ok()
+    assert p.report()["env"]["SSL_TLS_SNI_SERVERNAME"] == "localhost"
+
+
+# -- verbosity ------------------------------------------------------------------------------
+
+def test_quiet_prints_nothing_on_success(tlsc, pki, pypeer, probe):
+    peer = pypeer(pki.leaf_ec)
+    p = probe()
+    r = tlsc.run(["-v", "0", *p.argv("env")], peer=peer.address)  # no -k: would warn at -v 1
+    r.assert_ok()
+    assert r.stderr == "", r.describe()
+
+
+def test_default_verbosity_warns_about_missing_k(tlsc, pki, pypeer, probe):
+    peer = pypeer(pki.leaf_ec)
+    p = probe()
+    r = tlsc.run(p.argv("env"), peer=peer.address)
+    r.assert_ok()
+    assert len(r.warnings) >= 1 and not r.infos, r.describe()
+
+
+def test_quiet_still_prints_the_fatal_line(tlsc, pki, sserver, tmp_path):
+    srv = sserver(pki.expired)
+    r = tlsc.run(["-v", "0", "-k", "localhost", *marker_prog(tmp_path / "ran")],
+                 peer=srv.address)
+    r.assert_fatal(98, "expired")
+    assert r.lines == r.fatal
+
+
+@pytest.mark.parametrize("tls", ["1.2", "1.3"])
+def test_verbosity_2_one_info_line_with_protocol_cipher_subject(tls, tlsc, pki, pypeer, probe):
+    peer = pypeer(pki.leaf_ec, tls=tls)
+    p = probe()
+    r = tlsc.run(["-v", "2", "-k", "localhost", *p.argv("env")], peer=peer.address)
+    r.assert_ok()
+    res = peer.result()
+    conn = [ln for ln in r.infos if f"TLSv{tls}" in ln]
+    assert len(conn) == 1, r.describe()
+    assert res["cipher"] in conn[0], r.describe()
+    assert "localhost" in conn[0], r.describe()  # the peer subject's CN
+
+
+def test_verbosity_3_is_accepted_and_still_no_traceback(tlsc, pki, pypeer, probe):
+    peer = pypeer(pki.leaf_ec)
+    p = probe()
+    r = tlsc.run(["-v", "3", "-k", "localhost", *p.argv("env")], peer=peer.address)
+    r.assert_ok()
+    assert p.report()["env"]["SSL_PEER_CERT_HASH"] == pki.leaf_ec.sha256
+
+
+def test_backend_flag_wins_over_environment(broken_backend, backend, pki, pypeer, probe):
+    peer = pypeer(pki.leaf_ec)
+    p = probe()
+    r = runmod.run(["--backend", backend, "-k", "localhost", *p.argv("env")],
+                   peer=peer.address,
+                   env={"CAFILE": pki.cafile, "TLSC_BACKEND": "broken", **broken_backend})
+    r.assert_ok()
+    assert p.report()["env"]["SSL_PEER_CERT_HASH"] == pki.leaf_ec.sha256
+
+
+def test_backend_from_environment_is_used(backend, pki, pypeer, probe):
+    peer = pypeer(pki.leaf_ec)
+    p = probe()
+    r = runmod.run(["-k", "localhost", *p.argv("env")], peer=peer.address,
+                   env={"CAFILE": pki.cafile, "TLSC_BACKEND": backend})
+    r.assert_ok()

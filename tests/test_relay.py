@@ -240,16 +240,21 @@ def test_write_after_server_close_notify_tls13(backend, tlsc, pki, pypeer, probe
         assert res["received_after_our_close"] == 0, res
 
 
-def test_write_after_server_fin_tls12(tlsc, pki, pypeer, probe):
-    """TLS 1.2 with a bare FIN from the server (-j): TCP still carries prog's data."""
-    peer = pypeer(pki.leaf_ec, tls="1.2", send_text="bye\n", no_wait_client_close=True,
+@pytest.mark.parametrize("tls,our_end", [("1.2", "eof"), ("1.3", "close_notify")])
+def test_write_after_server_fin(tls, our_end, tlsc, pki, pypeer, probe):
+    """A bare FIN from the server (-j) ends only its direction: prog gets EOF, and what
+    it writes afterwards still reaches the server, followed by our usual -s end
+    (TLS 1.2: a bare half-close; TLS 1.3: close_notify)."""
+    peer = pypeer(pki.leaf_ec, tls=tls, send_text="bye\n", no_wait_client_close=True,
                   close="eof")
     p = probe()
     r = tlsc.run(["-k", "localhost", *p.argv("readall", "write:after\\n", "exit:0")],
                  peer=peer.address)
     r.assert_ok()
     assert p.report()["read"]["head"] == "bye\n"
-    assert peer.result()["received_after_our_close_head"] == "after\n"
+    res = peer.result()
+    assert res["received_after_our_close_head"] == "after\n", res
+    assert res["client_close"] == our_end, res
 
 
 # -- handshake timeout ------------------------------------------------------------------------

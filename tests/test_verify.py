@@ -127,6 +127,7 @@ ANCHORS = {
     "CADIR odd names, PEM, junk, subdir": {"CADIR": "cadir_pem_spaces", "CAFILE": None},
     "CADIR unicode DER no extension, junk, symlink": {"CADIR": "cadir_der_unicode",
                                                       "CAFILE": None},
+    "CADIR whose only anchor is a symlink": {"CADIR": "cadir_symlink_only", "CAFILE": None},
     "CADIR wins over a junk CAFILE": {"CADIR": "cadir_pem_spaces", "CAFILE": "junk"},
 }
 
@@ -160,3 +161,22 @@ def test_anchor_is_the_other_root_only(tlsc, pki, sserver, tmp_path):
                  env={"CAFILE": pki.other_root.cert_pem})
     r.assert_fatal(98)
     assert not marker.exists()
+
+
+def test_cadir_files_without_certificates_are_reported_at_v2(tlsc, pki, sserver, probe):
+    """Spec 2: skipped, "a warning at -v 2" -- a tlsc line naming the file (warning or info)."""
+    srv = sserver(pki.leaf_ec)
+    p = probe()
+    r = tlsc.run(["-v", "2", "-k", "localhost", *p.argv("write:w\\n", "readline")],
+                 peer=srv.address, env={"CADIR": pki.cadir_pem_spaces, "CAFILE": None})
+    r.assert_ok()
+    assert any("README" in ln for ln in r.warnings + r.infos), r.describe()
+
+
+def test_cadir_junk_files_silent_at_v1(tlsc, pki, sserver, probe):
+    srv = sserver(pki.leaf_ec)
+    p = probe()
+    r = tlsc.run(["-k", "localhost", *p.argv("write:w\\n", "readline")],
+                 peer=srv.address, env={"CADIR": pki.cadir_pem_spaces, "CAFILE": None})
+    r.assert_ok()
+    assert not any("README" in ln for ln in r.lines), r.describe()

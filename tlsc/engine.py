@@ -184,8 +184,10 @@ class Engine:
         try:
             self._handshake(deadline)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            # From here on prog may be running: a signal must be forwarded, never
+            # take its default action on tlsc (no gap before relay() installs its own).
+            for sig in previous:
+                signal.signal(sig, lambda signum, frame: self.child.kill(signum))
 
     def _handshake(self, deadline: float | None) -> None:
         p = select.poll()

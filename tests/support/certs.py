@@ -284,6 +284,7 @@ class PKI:
     cadir_der_unicode: Path = None
     cadir_junk_only: Path = None
     cadir_empty: Path = None
+    cadir_symlink_only: Path = None  # the only anchor is a symlink to a file elsewhere
     bad_key: Path = None  # garbage in a key file
 
 
@@ -383,6 +384,11 @@ def build_pki(directory: Path) -> PKI:
     _write(c / "junk.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     _write(c / "notes", b"hello\n")
     pki.cadir_junk_only = c
+
+    f_ = d / "cadir_symlink_only"
+    f_.mkdir()
+    (f_ / "anchor").symlink_to(root.cert_pem)
+    pki.cadir_symlink_only = f_
 
     e = d / "cadir_empty"
     e.mkdir()

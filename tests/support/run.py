@@ -114,10 +114,13 @@ class Running:
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            rc = self.proc.poll()
             self.kill()
             out, err = self.proc.communicate(timeout=5)
+            what = ("tlsc did not finish" if rc is None else
+                    f"tlsc exited ({rc}) but left its stdout/stderr open (an orphaned prog?)")
             raise AssertionError(
-                f"tlsc did not finish within {timeout}s: {self.argv}\n"
+                f"{what} within {timeout}s: {self.argv}\n"
                 f"stderr so far:\n{err.decode('utf-8', 'replace')}") from None
         return Result(self.argv, self.proc.returncode, out.decode("utf-8", "replace"),
                       err.decode("utf-8", "replace"), time.monotonic() - self.started,

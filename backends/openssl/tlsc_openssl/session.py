@@ -132,7 +132,7 @@ class OpenSSLSession:
         if self._we_closed:
             return
         self._we_closed = True
-        if self._failure is not None:
+        if self._failure is not None and not isinstance(self._failure, Truncated):
             return  # a fatal alert was queued already; close_notify would be a lie
         try:
             self._conn.shutdown()
