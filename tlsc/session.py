@@ -94,6 +94,8 @@ __all__ = [
     "EngineError",
     "Facts",
     "ProtocolError",
+    "ServerConfig",
+    "ServerContext",
     "Session",
     "TLSError",
     "Truncated",
@@ -207,6 +209,18 @@ class ClientConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """What ``tlsd`` hands a backend to build a server context (spec section 6)."""
+
+    #: KEYFILE/CERTFILE: the server's chain, leaf first, DER each, and its key file's content.
+    cert_chain: Sequence[bytes]
+    private_key: bytes
+    #: -y: require a client certificate valid under ``anchors`` (clientAuth).
+    verify_client: bool = False
+    anchors: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass(frozen=True)
 class Facts:
     """Connection facts, the same strings from every backend."""
 
@@ -234,11 +248,26 @@ class ClientContext(Protocol):
     def session(self) -> Session: ...
 
 
+class ServerContext(Protocol):
+    def session(self) -> Session: ...
+
+
 class Backend(Protocol):
     name: str
 
     def info(self) -> BackendInfo: ...
     def client_context(self, config: ClientConfig, warn: Warn) -> ClientContext: ...
+
+    def server_context(self, config: ServerConfig, warn: Warn) -> ServerContext:
+        """The server role (``tlsd``), for backends whose capabilities say ``server=True``.
+
+        Sessions from it follow the same contract as client sessions; ``facts()``
+        describes the *client*: ``peer_certificate`` is its certificate (None when it
+        sent none) and ``server_name`` the SNI it sent (None when none).  With
+        ``verify_client``, a missing or invalid client certificate raises
+        :class:`VerificationError` from ``do_handshake`` after queueing the alert.
+        """
+        ...
 
     def verify_chain(
         self,
