@@ -14,5 +14,8 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e . -e backends/openssl -e backends/tlslite
 .venv/bin/pip install -q -r requirements-test.txt
+# Editable installs get no bytecode cache, and PYTHONDONTWRITEBYTECODE may be set:
+# without this every tlsc start recompiles the core (tens of ms per connection).
+.venv/bin/python -m compileall -q tlsc backends/openssl/tlsc_openssl backends/tlslite/tlsc_tlslite >/dev/null
 echo "installed: $(.venv/bin/tlsc --version); backends:"
 .venv/bin/tlsc --list-backends

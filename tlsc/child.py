@@ -12,6 +12,7 @@ prog instead of passing off the child's status as prog's.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,9 @@ from dataclasses import dataclass
 from . import exitcodes
 from .exitcodes import Fatal
 from .log import flush_std
+
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; 3.10+ names it
+PIPE_SIZE = 1 << 20
 
 #: Signals tlsc forwards to prog (spec section 3.5).
 FORWARDED = (
@@ -129,7 +133,17 @@ def spawn(argv: Sequence[str], rfd: int, wfd: int) -> Child:
         _child(argv, rfd, wfd, prog_in_r, prog_out_w, ctl_r, err_w)
     for fd in (prog_in_r, prog_out_w, ctl_r, err_w):
         os.close(fd)
+    for fd in (prog_in_w, prog_out_r):
+        _enlarge(fd)
     return Child(pid, prog_in_w, prog_out_r, ctl_w, err_r)
+
+
+def _enlarge(fd: int) -> None:
+    """Bigger pipes mean fewer poll rounds per MiB; the kernel may refuse, which is fine."""
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass
 
 
 def _child(
@@ -139,8 +153,6 @@ def _child(
         for sig in (*FORWARDED, signal.SIGPIPE, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         # Move everything we keep above any number we are about to overwrite.
-        import fcntl
-
         high = max(rfd, wfd, 2) + 1
         pin = fcntl.fcntl(pin, fcntl.F_DUPFD_CLOEXEC, high)
         pout = fcntl.fcntl(pout, fcntl.F_DUPFD_CLOEXEC, high)

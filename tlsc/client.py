@@ -12,7 +12,15 @@ from .der import DERError, peer_cert_hash, subject_rfc4514
 from .engine import Engine, Interrupted, Settings
 from .exitcodes import Fatal
 from .log import Log
-from .session import ClientConfig, ConfigError, EngineError, Facts, is_ip_address
+from .session import (
+    Backend,
+    ClientConfig,
+    ConfigError,
+    EngineError,
+    Facts,
+    Session,
+    is_ip_address,
+)
 
 
 @dataclass(frozen=True)
@@ -40,11 +48,10 @@ def check_fd(fd: int, what: str) -> None:
 
 def load_backend(name: str | None, log: Log):  # noqa: ANN201 - a Backend
     try:
-        candidate = registry.select(name)
-        backend = registry.load(candidate)
+        backend = registry.resolve(name)
     except registry.BackendNotFound as e:
         raise Fatal(exitcodes.USAGE, f"unable to select a backend: {e}") from None
-    log.debug(f"backend: {candidate.name}")
+    log.debug(f"backend: {backend.name}")
     return backend
 
 
@@ -99,7 +106,19 @@ def run(opts: Options, log: Log) -> int:
     except EngineError as e:
         raise Fatal(exitcodes.ENGINE, f"unable to set up the TLS engine: {e}") from None
     del key, cfg
+    return run_connection(session, backend, opts, ident, log)
 
+
+def run_connection(
+    session: Session, backend: Backend, opts: Options, ident: config.Identity, log: Log
+) -> int:
+    """Steps 2 to 6 of the lifecycle, the same for tlsc and tlsd (spec sections 3, 6).
+
+    Fork the waiting child with its pipes on ``opts.read_fd``/``opts.write_fd``
+    (the network's numbers: 6/7 for tlsc, 0/1 for tlsd), drop privileges, run the
+    handshake, give prog the SSL_* variables describing the peer, relay.
+    """
+    env = os.environ
     child = spawn(opts.prog, opts.read_fd, opts.write_fd)
     settings = Settings(
         close_notify_on_eof=opts.close_notify_on_eof,

@@ -54,6 +54,8 @@ from .session import Session, TLSError, Truncated, WriteClosed
 
 CHUNK = 65536  #: one read from any descriptor
 HIGH = 4 * CHUNK  #: a buffer at or above this stops its source
+RECORD = 16384  #: one TLS record's plaintext: what one session read can return
+
 
 POLLIN = select.POLLIN
 POLLOUT = select.POLLOUT
@@ -327,7 +329,7 @@ class Engine:
         """Pull plaintext out of the session while prog's buffer has room."""
         while self.backlog and len(self.down) < HIGH:
             try:
-                data = self.s.read(CHUNK)
+                data = self.s.read(RECORD)
             except Truncated:
                 self._drain_session_output()
                 if self.cfg.enforce_close_notify:

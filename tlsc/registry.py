@@ -8,14 +8,24 @@ Selection (spec section 5): ``--backend NAME``, else ``TLSC_BACKEND``, else the
 installed backend with the highest priority.  Priorities of the backends this
 project ships are known here, so that picking the default needs no import;
 a third-party backend ranks below them unless named.
+
+Start-up cost matters (tlsc runs once per connection), and reading every
+installed distribution's metadata costs more than importing one backend.  So
+:func:`resolve` tries the backends this project ships by their module name
+first, in priority order, and scans entry points only for another name or
+when none of ours is installed.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from .session import Backend
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "GROUP",
@@ -23,6 +33,7 @@ __all__ = [
     "available",
     "install_hint",
     "load",
+    "resolve",
     "select",
 ]
 
@@ -30,6 +41,9 @@ GROUP = "tlsc.backends"
 
 #: Higher wins when nothing is named.  openssl before tlslite (spec section 5).
 PRIORITY = {"openssl": 20, "tlslite": 10}
+
+#: The module of each backend this project ships, for the fast path.
+MODULE = {"openssl": "tlsc_openssl", "tlslite": "tlsc_tlslite"}
 
 #: The distribution that provides each backend we know of.
 DISTRIBUTION = {"openssl": "tlsc-openssl", "tlslite": "tlsc-tlslite"}
@@ -51,6 +65,8 @@ class Candidate:
 
 def available() -> dict[str, Candidate]:
     """Installed backends by name, without importing any of them."""
+    from importlib.metadata import entry_points
+
     found: dict[str, Candidate] = {}
     for ep in entry_points(group=GROUP):
         found.setdefault(ep.name, Candidate(ep.name, ep))
@@ -94,3 +110,37 @@ def load(candidate: Candidate) -> Backend:
             "reinstall it with: " + install_hint(candidate.name)
         ) from None
     return obj() if isinstance(obj, type) else obj
+
+
+def _import_known(name: str) -> Backend | None:
+    """Our own backend ``name`` by module, or None when it is not installed."""
+    module = MODULE[name]
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module:
+            return None
+        raise BackendNotFound(
+            f"backend {name!r} cannot be imported ({e}); reinstall it with: "
+            + install_hint(name)
+        ) from None
+    except ImportError as e:
+        raise BackendNotFound(
+            f"backend {name!r} cannot be imported ({e}); reinstall it with: "
+            + install_hint(name)
+        ) from None
+    return mod.backend
+
+
+def resolve(requested: str | None) -> Backend:
+    """The backend object to use, importing only that one (see the module docstring)."""
+    if requested in MODULE:
+        found = _import_known(requested)
+        if found is not None:
+            return found
+    elif requested is None:
+        for name in sorted(MODULE, key=lambda n: -PRIORITY[n]):
+            found = _import_known(name)
+            if found is not None:
+                return found
+    return load(select(requested))
