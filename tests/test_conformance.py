@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tlsc.testing import harness, memory
+from tlsc.session import ProtocolError, Truncated
+from tlsc.testing import harness, live, memory
 from tlsc.testing.pathcases import cases
 
 BACKENDS = ["openssl", "tlslite"]
@@ -71,9 +72,16 @@ def test_command_json_exit_0() -> None:
     doc = json.loads(proc.stdout)
     assert doc["ok"] is True and doc["counts"]["fail"] == 0
     assert {c["backend"] for c in doc["cells"]} == set(BACKENDS)
-    assert {"verify", "pyopenssl-memory", "openssl-s_server", "gnutls-serv"} <= {
+    assert {"verify", "pyopenssl-memory", "openssl-s_server", "gnutls-serv", "python-ssl"} <= {
         c["peer"] for c in doc["cells"]
     }
+    names = {c["scenario"] for c in doc["cells"]}
+    for want in ("gnutls-serv/sni-dns-name", "openssl-s_server/sni-none-for-ip",
+                 "openssl-s_server/peer-close-notify-is-clean", "gnutls-serv/half-close-TLSv1.3",
+                 "python-ssl/garbage-in-handshake", "python-ssl/garbage-after-handshake",
+                 "python-ssl/handshake-timeout", "python-ssl/bulk-echo-TLSv1.3"):
+        assert want in names, want
+    assert doc["seconds"] < 50
 
 
 def test_command_exits_nonzero_when_a_backend_is_broken(
@@ -97,3 +105,127 @@ def test_command_unknown_backend_is_usage_error() -> None:
     from tlsc import conformance
 
     assert conformance.main(["--backend", "nosuch"]) == 100
+
+
+# -- the live battery catches broken behaviour ---------------------------------
+
+
+class _Wrapped:
+    """A real backend whose sessions go through ``wrap`` (and configs through ``config``)."""
+
+    def __init__(self, real: object, wrap: object, config: object = None) -> None:
+        self.real, self.wrap, self.config = real, wrap, config
+        self.name = real.name  # type: ignore[attr-defined]
+
+    def info(self) -> object:
+        return self.real.info()  # type: ignore[attr-defined]
+
+    def client_context(self, config: object, warn: object) -> object:
+        if self.config is not None:
+            config = self.config(config)  # type: ignore[operator]
+        ctx = self.real.client_context(config, warn)  # type: ignore[attr-defined]
+        wrap = self.wrap
+
+        class Ctx:
+            def session(self) -> object:
+                return wrap(ctx.session())  # type: ignore[operator]
+
+        return Ctx()
+
+
+class _Proxy:
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+class _GarbageIsTruncated(_Proxy):
+    def do_handshake(self) -> bool:
+        try:
+            return self.inner.do_handshake()  # type: ignore[attr-defined,no-any-return]
+        except ProtocolError as e:
+            raise Truncated(str(e)) from e
+
+    def read(self, n: int) -> bytes | None:
+        try:
+            return self.inner.read(n)  # type: ignore[attr-defined,no-any-return]
+        except ProtocolError as e:
+            raise Truncated(str(e)) from e
+
+
+class _CloseNotifyIsTruncated(_Proxy):
+    def read(self, n: int) -> bytes | None:
+        got = self.inner.read(n)  # type: ignore[attr-defined]
+        if got == b"":
+            raise Truncated("EOF")
+        return got  # type: ignore[no-any-return]
+
+
+class _NoCloseNotify(_Proxy):
+    def close_notify(self) -> None:
+        return None
+
+
+class _Corrupting(_Proxy):
+    def read(self, n: int) -> bytes | None:
+        got = self.inner.read(n)  # type: ignore[attr-defined]
+        return bytes([got[0] ^ 1]) + got[1:] if got else got  # type: ignore[no-any-return]
+
+
+def _no_sni(config: object) -> object:
+    import dataclasses
+
+    return dataclasses.replace(config, server_name=None)  # type: ignore[type-var]
+
+
+def _live_failures(backend: object, *names: str) -> set[str]:
+    todo = [s for s in live.SCENARIOS if s.name in names]
+    assert len(todo) == len(names), "a scenario was renamed"
+    cells = []
+    for peer in {s.peer for s in todo}:
+        if live.missing_peer(peer):
+            pytest.skip(live.missing_peer(peer))
+        cells += harness.run_scenarios([backend], [s for s in todo if s.peer == peer], peer)
+    return {c.scenario for c in cells if not c.ok}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_live_garbage_mapped_to_truncated_turns_red(name: str) -> None:
+    b = _Wrapped(harness.get_backend(name), _GarbageIsTruncated)
+    names = ("python-ssl/garbage-in-handshake", "python-ssl/garbage-after-handshake")
+    assert _live_failures(b, *names) == set(names)
+
+
+def test_live_close_notify_mapped_to_truncated_turns_red() -> None:
+    b = _Wrapped(harness.get_backend("openssl"), _CloseNotifyIsTruncated)
+    names = ("openssl-s_server/peer-close-notify-is-clean",
+             "gnutls-serv/peer-close-notify-is-clean")
+    assert _live_failures(b, *names) == set(names)
+
+
+def test_live_missing_close_notify_turns_half_close_red() -> None:
+    b = _Wrapped(harness.get_backend("openssl"), _NoCloseNotify)
+    names = ("openssl-s_server/half-close-TLSv1.3", "gnutls-serv/half-close-TLSv1.3")
+    assert _live_failures(b, *names) == set(names)
+
+
+def test_live_missing_sni_turns_red() -> None:
+    b = _Wrapped(harness.get_backend("openssl"), _Proxy, _no_sni)
+    names = ("openssl-s_server/sni-dns-name", "gnutls-serv/sni-dns-name")
+    assert _live_failures(b, *names) == set(names)
+
+
+def test_live_corrupted_bulk_turns_red() -> None:
+    b = _Wrapped(harness.get_backend("openssl"), _Corrupting)
+    assert _live_failures(b, "python-ssl/bulk-echo-TLSv1.3") == {"python-ssl/bulk-echo-TLSv1.3"}
+
+
+def test_live_handshake_timeout_is_a_timeout_not_an_error() -> None:
+    class Refusing(_Proxy):
+        def do_handshake(self) -> bool:
+            raise ProtocolError("gave up at once")
+
+    b = _Wrapped(harness.get_backend("openssl"), Refusing)
+    assert _live_failures(b, "python-ssl/handshake-timeout") == {"python-ssl/handshake-timeout"}

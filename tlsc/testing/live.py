@@ -10,33 +10,57 @@ the test machine's limit, not the backend's.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tlsc.session import AlertReceived, Backend, Session, TLSError, Truncated
+from tlsc.session import (
+    AlertReceived,
+    Backend,
+    ClientConfig,
+    ProtocolError,
+    Session,
+    TLSError,
+    Truncated,
+    is_ip_address,
+)
 
 from .certs import Issued
-from .memory import HandshakePKI, client_config, handshake_pki
+from .memory import HOST, HandshakePKI, client_config, handshake_pki
 
 __all__ = ["SCENARIOS", "LiveScenario", "drive", "missing_peer", "run_live"]
 
 TIMEOUT = 10.0
-BINARIES = {"openssl-s_server": "openssl", "gnutls-serv": "gnutls-serv"}
+#: Peers and the binary each needs; "python-ssl" is a stdlib ``ssl``/socket peer in a thread.
+BINARIES: dict[str, str | None] = {
+    "openssl-s_server": "openssl",
+    "gnutls-serv": "gnutls-serv",
+    "python-ssl": None,
+}
+#: Bytes each way in the bulk scenario; tlslite is pure Python (~0.5 MiB/s).
+BULK_BYTES = 8 << 20
+BULK_BYTES_BY_BACKEND = {"tlslite": 256 << 10}
+#: The deadline the handshake-timeout scenario gives the driver.
+SHORT_TIMEOUT = 0.5
 
 
 def missing_peer(peer: str) -> str | None:
     """Why ``peer`` cannot run here (its binary is not on PATH), or None."""
     exe = BINARIES[peer]
+    if exe is None:
+        return None
     return None if shutil.which(exe) else f"{exe} not found on PATH"
 
 
@@ -117,6 +141,14 @@ class Server:
             except ProcessLookupError:
                 pass
         self.proc.wait(5)
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            # Keep what it printed (the log scenarios read it); the writer is dead, so EOF comes.
+            fd = self.proc.stdout.fileno()
+            while select.select([fd], [], [], 1.0)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                self.output += chunk
         for s in (self.proc.stdin, self.proc.stdout):
             if s is not None:
                 s.close()
@@ -185,8 +217,8 @@ class Link:
             self.eof = True
         self.s.receive_data(data)
 
-    def handshake(self) -> None:
-        deadline = time.monotonic() + TIMEOUT
+    def handshake(self, timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 done = self.s.do_handshake()
@@ -221,12 +253,103 @@ class Link:
         self.sock.close()
 
 
-def drive(backend: Backend, server: Server, *, client_cert: bool = False) -> Link:
-    cctx = backend.client_context(client_config(handshake_pki(), client_cert=client_cert),
-                                  lambda msg: None)
-    link = Link(cctx.session(), server.port)
-    link.handshake()
+def drive(
+    backend: Backend,
+    server: Server | PyPeer,
+    *,
+    client_cert: bool = False,
+    config: ClientConfig | None = None,
+    timeout: float = TIMEOUT,
+    wrap: Callable[[Session], Session] | None = None,
+) -> Link:
+    if config is None:
+        config = client_config(handshake_pki(), client_cert=client_cert)
+    session = backend.client_context(config, lambda msg: None).session()
+    link = Link(wrap(session) if wrap else session, server.port)
+    try:
+        link.handshake(timeout)
+    except BaseException:
+        link.close()
+        raise
     return link
+
+
+class PyPeer:
+    """A one-connection server on 127.0.0.1 run by ``handler(conn, peer)`` in a thread.
+
+    ``handler`` gets the accepted TCP socket (blocking, with a timeout); it may
+    speak TLS through :func:`tls_accept` or write whatever bytes it likes.
+    :attr:`done` is set by :meth:`stop`, for handlers that must wait for it.
+    """
+
+    def __init__(self, handler: Callable[[socket.socket, PyPeer], None]) -> None:
+        self.handler = handler
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.lsock.getsockname()[1])
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.lsock.settimeout(TIMEOUT)
+            conn, _ = self.lsock.accept()
+            with conn:
+                conn.settimeout(TIMEOUT)
+                self.handler(conn, self)
+        except BaseException as e:  # reported through .error; the client's view is the test
+            self.error = e
+        finally:
+            self.lsock.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(TIMEOUT)
+
+
+def _server_context() -> ssl.SSLContext:
+    f = _files()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(f["ecdsa.chain"]), str(f["ecdsa.key"]))
+    return ctx
+
+
+def _wait_closed(conn: socket.socket, peer: PyPeer) -> None:
+    """Read and drop until the client closes or the scenario ends."""
+    conn.settimeout(0.1)
+    while not peer.done.is_set():
+        try:
+            if not conn.recv(65536):
+                return
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+
+
+def tls_accept(conn: socket.socket) -> tuple[ssl.SSLObject, ssl.MemoryBIO]:
+    """A stdlib TLS server handshake over memory BIOs on ``conn``: (object, outgoing BIO).
+
+    Memory BIOs leave the raw socket in the handler's hands, so it can write
+    bytes that are not TLS after a real handshake.
+    """
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = _server_context().wrap_bio(inc, out, server_side=True)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if out.pending:
+                conn.sendall(out.read())
+            data = conn.recv(65536)
+            if not data:
+                raise EOFError("client closed during the handshake") from None
+            inc.write(data)
+    if out.pending:
+        conn.sendall(out.read())
+    return obj, out
 
 
 @dataclass(frozen=True)
@@ -297,9 +420,277 @@ def _alert(peer: str) -> Callable[[Backend], None]:
     return run
 
 
+def _sni_seen_by_openssl(output: bytes) -> str | None:
+    """The SNI host name in ``s_server -tlsextdebug`` output, or None when none was sent."""
+    lines = output.decode("latin-1").splitlines()
+    for i, line in enumerate(lines):
+        if 'extension "server name"' not in line:
+            continue
+        raw = b""
+        for dump in lines[i + 1 :]:
+            m = re.match(r"\s*[0-9a-f]{4} - ((?:[0-9a-f]{2}[ -])+)", dump)
+            if not m:
+                break
+            raw += bytes.fromhex(m.group(1).replace("-", " "))
+        # ServerNameList: list length (2), name type (1), name length (2), name.
+        n = int.from_bytes(raw[3:5], "big")
+        return raw[5 : 5 + n].decode("ascii", "replace")
+    return None
+
+
+def _sni(peer: str, name: str) -> Callable[[Backend], None]:
+    """The server must see ``name`` as SNI, or no SNI at all when ``name`` is an IP address."""
+    want = None if is_ip_address(name) else name
+
+    def run(backend: Backend) -> None:
+        f = _files()
+        config = client_config(handshake_pki(), server_name=name)
+        if peer == "openssl-s_server":
+            srv = Server(["openssl", "s_server", "-accept", "127.0.0.1:0", "-naccept", "1",
+                          "-cert", str(f["rsa.crt"]), "-key", str(f["rsa.key"]),
+                          "-cert_chain", str(f["inter"]), "-tlsextdebug", "-rev"])
+        else:
+            port = _free_port()
+            srv = Server(["gnutls-serv", "--http", "-p", str(port),
+                          "--x509certfile", str(f["rsa.chain"]),
+                          "--x509keyfile", str(f["rsa.key"])], port)
+        try:
+            link = drive(backend, srv, config=config)
+            f_ = link.s.facts()
+            assert f_.server_name == want, f"facts().server_name {f_.server_name!r}, want {want!r}"
+            if peer == "openssl-s_server":
+                link.send(b"sni\n")
+                link.read_until(lambda d: d.endswith(b"\n"))
+                link.close()
+                srv.stop()
+                seen = _sni_seen_by_openssl(srv.output)
+            else:
+                link.send(b"GET / HTTP/1.0\r\n\r\n")
+                page = link.read_until(lambda d: False)
+                link.close()
+                m = re.search(rb"Server Name: ([^<]*)<", page)
+                assert b"Session ID" in page, f"not gnutls-serv's session page: {page[:200]!r}"
+                seen = m.group(1).decode() if m else None
+            assert seen == want, f"server saw SNI {seen!r}, want {want!r}"
+        finally:
+            srv.stop()
+
+    return run
+
+
+def _peer_close_notify(peer: str) -> Callable[[Backend], None]:
+    """An HTTP server that ends with close_notify: the page, then ``read`` returns b''."""
+
+    def run(backend: Backend) -> None:
+        f = _files()
+        if peer == "openssl-s_server":
+            srv = Server(["openssl", "s_server", "-accept", "127.0.0.1:0", "-naccept", "1",
+                          "-cert", str(f["ecdsa.crt"]), "-key", str(f["ecdsa.key"]),
+                          "-cert_chain", str(f["inter"]), "-www"])
+        else:
+            port = _free_port()
+            srv = Server(["gnutls-serv", "--http", "-p", str(port),
+                          "--x509certfile", str(f["ecdsa.chain"]),
+                          "--x509keyfile", str(f["ecdsa.key"])], port)
+        try:
+            link = drive(backend, srv)
+            link.send(b"GET / HTTP/1.0\r\n\r\n")
+            try:
+                page = link.read_until(lambda d: False)  # returns only at close_notify
+            except Truncated:
+                raise AssertionError("the server's close_notify was reported as Truncated"
+                                     ) from None
+            assert page.startswith(b"HTTP/1.0 200"), f"page: {page[:80]!r}"
+            assert page.rstrip().lower().endswith(b"</html>"), f"page end: {page[-80:]!r}"
+            got = link.s.read(65536)
+            assert got == b"", f"read after close_notify returned {got!r} (must stay b'')"
+            link.close()
+        finally:
+            srv.stop()
+
+    return run
+
+
+def _half_close(peer: str) -> Callable[[Backend], None]:
+    """TLS 1.3: we send data, close_notify and a TCP half-close; the peer still answers,
+    then answers our close_notify with its own (it saw it)."""
+
+    def run(backend: Backend) -> None:
+        srv = start(peer, "ECDSA", "TLSv1.3")
+        try:
+            link = drive(backend, srv)
+            link.s.write(b"half close\n")
+            link.s.close_notify()
+            link.flush()
+            link.sock.shutdown(socket.SHUT_WR)
+            got = link.read_until(lambda d: d.endswith(b"\n"))
+            want = b"esolc flah\n" if peer == "openssl-s_server" else b"half close\n"
+            assert got == want, f"reply after our close_notify: {got!r}"
+            try:
+                rest = link.read_until(lambda d: False)
+            except Truncated:
+                raise AssertionError("the peer did not answer our close_notify") from None
+            assert rest == b"", f"unexpected data {rest!r}"
+            link.close()
+        finally:
+            srv.stop()
+
+    return run
+
+
+def _garbage_handshake(backend: Backend) -> None:
+    """A plain TCP server answering the ClientHello with an HTTP error page."""
+
+    def handler(conn: socket.socket, peer: PyPeer) -> None:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n"
+                     b"Content-Length: 44\r\n\r\n<html><body>400 Bad Request</body></html>\n\n")
+        _wait_closed(conn, peer)
+
+    srv = PyPeer(handler)
+    try:
+        drive(backend, srv)
+    except ProtocolError:
+        return
+    except TLSError as e:
+        raise AssertionError(f"expected ProtocolError, got {type(e).__name__}: {e}") from None
+    finally:
+        srv.stop()
+    raise AssertionError("handshake succeeded against an HTTP server")
+
+
+def _garbage_after_handshake(backend: Backend) -> None:
+    """A real TLS 1.3 handshake (stdlib ssl), a record of data, then raw junk on the socket."""
+
+    def handler(conn: socket.socket, peer: PyPeer) -> None:
+        obj, out = tls_accept(conn)
+        obj.write(b"hello\n")
+        conn.sendall(out.read())
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + bytes(range(256)) * 4)
+        _wait_closed(conn, peer)
+
+    srv = PyPeer(handler)
+    try:
+        link = drive(backend, srv)
+        got = link.read_until(lambda d: d.endswith(b"\n"))
+        assert got == b"hello\n", f"data before the junk: {got!r}"
+        try:
+            rest = link.read_until(lambda d: False)
+        except (ProtocolError, AlertReceived):
+            link.close()
+            return
+        except TLSError as e:
+            raise AssertionError(
+                f"expected ProtocolError, got {type(e).__name__}: {e}"
+            ) from None
+        raise AssertionError(f"junk after the handshake read as a clean close ({rest!r})")
+    finally:
+        srv.stop()
+
+
+class _Counting:
+    """A session proxy counting ``do_handshake`` calls (a spinning loop would show)."""
+
+    def __init__(self, inner: Session) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def do_handshake(self) -> bool:
+        self.calls += 1
+        return self.inner.do_handshake()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def _handshake_timeout(backend: Backend) -> None:
+    """A server that accepts and never answers: the driver's deadline must end it, quietly."""
+
+    def handler(conn: socket.socket, peer: PyPeer) -> None:
+        _wait_closed(conn, peer)
+
+    srv = PyPeer(handler)
+    counted: list[_Counting] = []
+
+    def wrap(s: Session) -> Session:
+        counted.append(_Counting(s))
+        return counted[0]  # type: ignore[return-value]
+
+    t0, c0 = time.monotonic(), time.process_time()
+    try:
+        drive(backend, srv, timeout=SHORT_TIMEOUT, wrap=wrap)
+    except AssertionError as e:
+        if "timed out" not in str(e):
+            raise
+    except TLSError as e:
+        raise AssertionError(f"silent server: expected a timeout, got {type(e).__name__}: {e}"
+                             ) from None
+    else:
+        raise AssertionError("handshake completed against a silent server")
+    finally:
+        srv.stop()
+    wall, cpu = time.monotonic() - t0, time.process_time() - c0
+    assert wall < SHORT_TIMEOUT + 2.0, f"deadline {SHORT_TIMEOUT}s, took {wall:.2f}s"
+    calls = counted[0].calls
+    assert calls <= 2, f"do_handshake called {calls} times without input (spinning)"
+    assert cpu < SHORT_TIMEOUT * 0.8, f"{cpu:.2f}s CPU while waiting {wall:.2f}s (spinning)"
+
+
+def _bulk(version: str) -> Callable[[Backend], None]:
+    """Bulk data both ways at once through a stdlib ssl echo server, checked by sha256."""
+
+    def run(backend: Backend) -> None:
+        n = BULK_BYTES_BY_BACKEND.get(backend.name, BULK_BYTES)
+
+        def handler(conn: socket.socket, peer: PyPeer) -> None:
+            ctx = _server_context()
+            v = ssl.TLSVersion.TLSv1_2 if version == "TLSv1.2" else ssl.TLSVersion.TLSv1_3
+            ctx.minimum_version = ctx.maximum_version = v
+            with ctx.wrap_socket(conn, server_side=True) as t:
+                while data := t.recv(65536):
+                    t.sendall(data)
+
+        srv = PyPeer(handler)
+        try:
+            link = drive(backend, srv)
+            assert link.s.facts().protocol == version, f"protocol {link.s.facts().protocol!r}"
+            payload = hashlib.shake_256(b"tlsc bulk").digest(n)
+            sent = received = 0
+            digest = hashlib.sha256()
+            out = bytearray()
+            deadline = time.monotonic() + 30.0
+            while received < n:
+                while sent < n and len(out) < 256 << 10:
+                    link.s.write(payload[sent : sent + 16384])
+                    sent = min(n, sent + 16384)
+                    out += link.s.data_to_send()
+                left = deadline - time.monotonic()
+                assert left > 0, f"timed out: sent {sent}, echoed {received} of {n}"
+                r, w, _ = select.select([link.sock], [link.sock] if out else [], [], left)
+                if w:
+                    del out[: link.sock.send(out)]
+                if r:
+                    data = link.sock.recv(65536)
+                    assert data, f"server closed after echoing {received} of {n} bytes"
+                    link.s.receive_data(data)
+                    while (chunk := link.s.read(65536)) is not None:
+                        assert chunk != b"", f"close_notify after {received} of {n} bytes"
+                        digest.update(chunk)
+                        received += len(chunk)
+                    out += link.s.data_to_send()
+            assert received == n, f"echoed {received} bytes, sent {n}"
+            want = hashlib.sha256(payload).hexdigest()
+            assert digest.hexdigest() == want, "echoed data differs (sha256)"
+            link.close()
+        finally:
+            srv.stop()
+
+    return run
+
+
 def _scenarios() -> tuple[LiveScenario, ...]:
     out: list[LiveScenario] = []
-    for peer in BINARIES:
+    for peer in ("openssl-s_server", "gnutls-serv"):
         for v in ("TLSv1.2", "TLSv1.3"):
             for k in ("RSA", "ECDSA"):
                 out.append(LiveScenario(f"{peer}/echo-{v}-{k}", peer, _echo(peer, k, v),
@@ -310,6 +701,19 @@ def _scenarios() -> tuple[LiveScenario, ...]:
                                 {"tls_versions": "TLSv1.3"}))
         out.append(LiveScenario(f"{peer}/fatal-alert-no-client-cert", peer, _alert(peer),
                                 {"tls_versions": "TLSv1.2"}))
+        out.append(LiveScenario(f"{peer}/sni-dns-name", peer, _sni(peer, HOST)))
+        out.append(LiveScenario(f"{peer}/sni-none-for-ip", peer, _sni(peer, "127.0.0.1")))
+        out.append(LiveScenario(f"{peer}/peer-close-notify-is-clean", peer,
+                                _peer_close_notify(peer)))
+        out.append(LiveScenario(f"{peer}/half-close-TLSv1.3", peer, _half_close(peer),
+                                {"tls_versions": "TLSv1.3"}))
+    py = "python-ssl"
+    out.append(LiveScenario(f"{py}/garbage-in-handshake", py, _garbage_handshake))
+    out.append(LiveScenario(f"{py}/garbage-after-handshake", py, _garbage_after_handshake,
+                            {"tls_versions": "TLSv1.3"}))
+    out.append(LiveScenario(f"{py}/handshake-timeout", py, _handshake_timeout))
+    for v in ("TLSv1.2", "TLSv1.3"):
+        out.append(LiveScenario(f"{py}/bulk-echo-{v}", py, _bulk(v), {"tls_versions": v}))
     return tuple(out)
 
 
