@@ -30,16 +30,26 @@ _ENVIRONMENT = (
     ("TLS_GID", "as root: numeric gid to drop to (supplementary groups cleared)"),
     ("TLSC_BACKEND", "TLS backend to use when --backend is not given"),
 )
-EPILOG = "\n\n".join(
-    (
-        "\b\nEnvironment:\n" + "\n".join(f"  {name:<13} {text}" for name, text in _ENVIRONMENT),
-        "\b\nprog's environment:\n"
-        "  CADIR CAFILE CERTFILE KEYFILE TLS_UID TLS_GID are removed unless -Z;\n"
-        "  SSL_PROTOCOL, SSL_CIPHER, SSL_TLS_SNI_SERVERNAME (when SNI was sent),\n"
-        "  SSL_PEER_CERT_HASH and SSL_PEER_CERT_SUBJECT are set.\n"
-        "  prog reads cleartext on its fd 6 and writes on its fd 7.",
-        "\b\nExit codes:\n" + "\n".join(f"  {code:<7} {text}" for code, text in exitcodes.TABLE),
+
+
+def make_epilog(environment: Sequence[tuple[str, str]], prog_environment: str) -> str:
+    """--help's epilog: the variables read, prog's environment, the exit codes."""
+    return "\n\n".join(
+        (
+            "\b\nEnvironment:\n" + "\n".join(f"  {name:<13} {text}" for name, text in environment),
+            "\b\nprog's environment:\n" + prog_environment,
+            "\b\nExit codes:\n"
+            + "\n".join(f"  {code:<7} {text}" for code, text in exitcodes.TABLE),
+        )
     )
+
+
+EPILOG = make_epilog(
+    _ENVIRONMENT,
+    "  CADIR CAFILE CERTFILE KEYFILE TLS_UID TLS_GID are removed unless -Z;\n"
+    "  SSL_PROTOCOL, SSL_CIPHER, SSL_TLS_SNI_SERVERNAME (when SNI was sent),\n"
+    "  SSL_PEER_CERT_HASH and SSL_PEER_CERT_SUBJECT are set.\n"
+    "  prog reads cleartext on its fd 6 and writes on its fd 7.",
 )
 
 
@@ -181,14 +191,23 @@ def command(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    # stderr carries tlsc's own lines only (spec section 4): a library's
+    sys.exit(run_command(command, "tlsc", argv))
+
+
+def run_command(cmd: click.Command, name: str, argv: Sequence[str] | None) -> int:
+    """Run a click command of ours (tlsc, tlsd) and turn every outcome into an exit code.
+
+    Usage errors are one ``NAME: fatal: usage: ...`` line and 100; a
+    :class:`Fatal` is its own line and code; nothing prints a traceback.
+    """
+    # stderr carries our own lines only (spec section 4): a library's
     # DeprecationWarning about some certificate in a CA bundle is not one of them.
     warnings.simplefilter("ignore")
-    log = Log("tlsc", 1)
+    log = Log(name, 1)
     try:
-        code = command.main(
+        code = cmd.main(
             args=list(sys.argv[1:] if argv is None else argv),
-            prog_name="tlsc",
+            prog_name=name,
             standalone_mode=False,
         )
     except click.exceptions.Exit as e:
@@ -196,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Abort:
         code = 128 + 2
     except click.ClickException as e:
-        log.fatal(f"usage: {e.format_message()} (see tlsc --help)")
+        log.fatal(f"usage: {e.format_message()} (see {name} --help)")
         code = exitcodes.USAGE
     except Fatal as e:
         log.fatal(e.message)
@@ -206,4 +225,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         log.fatal(f"internal error: {type(e).__name__}: {e}")
         code = exitcodes.SYSTEM
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0

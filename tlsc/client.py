@@ -99,14 +99,19 @@ def run(opts: Options, log: Log) -> int:
         cert_chain=chain,
         private_key=key,
     )
+    session = new_session(backend.client_context, cfg, log)
+    del key, cfg
+    return run_connection(session, backend, opts, ident, log)
+
+
+def new_session(make_context, cfg, log: Log) -> Session:  # noqa: ANN001 - either role
+    """One session from ``make_context(cfg, warn)``, with the exit codes of spec section 4."""
     try:
-        session = backend.client_context(cfg, log.warn).session()
+        return make_context(cfg, log.warn).session()
     except ConfigError as e:
         raise Fatal(exitcodes.CONFIG, f"unable to load the TLS configuration: {e}") from None
     except EngineError as e:
         raise Fatal(exitcodes.ENGINE, f"unable to set up the TLS engine: {e}") from None
-    del key, cfg
-    return run_connection(session, backend, opts, ident, log)
 
 
 def run_connection(

@@ -38,8 +38,13 @@ def _read(path: str, what: str) -> bytes:
         raise Fatal(exitcodes.CONFIG, f"unable to read {what} {path}: {e.strerror}") from None
 
 
-def read_anchors(env: Mapping[str, str], log: Log) -> list[tuple[str, bytes]]:
-    """Trust anchors from CADIR (wins) or CAFILE, as (origin, DER) pairs."""
+def read_anchors(
+    env: Mapping[str, str], log: Log, hint: str = " (or use --no-verify-cert)"
+) -> list[tuple[str, bytes]]:
+    """Trust anchors from CADIR (wins) or CAFILE, as (origin, DER) pairs.
+
+    ``hint`` ends the message when both are unset.
+    """
     cadir = env.get("CADIR")
     if cadir:
         try:
@@ -67,7 +72,7 @@ def read_anchors(env: Mapping[str, str], log: Log) -> list[tuple[str, bytes]]:
         if not cafile:
             raise Fatal(
                 exitcodes.USAGE,
-                "no trust anchors: set CADIR or CAFILE (or use --no-verify-cert)",
+                f"no trust anchors: set CADIR or CAFILE{hint}",
             )
         anchors = [(cafile, der) for der in certificates_in(_read(cafile, "CAFILE"))]
         where = f"CAFILE {cafile}"
@@ -78,14 +83,14 @@ def read_anchors(env: Mapping[str, str], log: Log) -> list[tuple[str, bytes]]:
     return anchors
 
 
-def read_client_credentials(env: Mapping[str, str]) -> tuple[list[bytes], bytes]:
-    """-y: the chain from CERTFILE and the key from KEYFILE, both required."""
+def read_client_credentials(
+    env: Mapping[str, str], why: str = "-y needs them in the environment"
+) -> tuple[list[bytes], bytes]:
+    """-y (tlsd: always): the chain from CERTFILE and the key from KEYFILE, both required."""
     certfile, keyfile = env.get("CERTFILE"), env.get("KEYFILE")
     missing = [n for n, v in (("CERTFILE", certfile), ("KEYFILE", keyfile)) if not v]
     if missing:
-        raise Fatal(
-            exitcodes.USAGE, f"missing {' and '.join(missing)}: -y needs them in the environment"
-        )
+        raise Fatal(exitcodes.USAGE, f"missing {' and '.join(missing)}: {why}")
     assert certfile and keyfile
     chain = certificates_in(_read(certfile, "CERTFILE"))
     if not chain:

@@ -7,7 +7,7 @@ handshake, for the conformance harness.
 
 Modules, one concern each:
 
-* :mod:`.context`     -- ``ClientConfig`` → ``SSL.Context`` (anchors, client cert);
+* :mod:`.context`     -- ``ClientConfig``/``ServerConfig`` → ``SSL.Context``;
 * :mod:`.credentials` -- parsing anchors, certificate chain and key bytes;
 * :mod:`.verify`      -- OpenSSL's chain checks + the policy, callback and standalone;
 * :mod:`.policy`      -- the rules of spec section 2 OpenSSL does not apply as we want;
@@ -23,9 +23,14 @@ from datetime import datetime
 import OpenSSL
 from OpenSSL import SSL
 
-from tlsc.session import BackendInfo, Capabilities, ClientConfig, Warn
+from tlsc.session import BackendInfo, Capabilities, ClientConfig, ServerConfig, Warn
 
-from .context import OpenSSLClientContext, build_context
+from .context import (
+    OpenSSLClientContext,
+    OpenSSLServerContext,
+    build_context,
+    build_server_context,
+)
 from .verify import verify_chain
 
 __all__ = ["OpenSSLBackend", "__version__", "backend", "verify_chain"]
@@ -37,7 +42,7 @@ CAPABILITIES = Capabilities(
     key_types=("RSA", "ECDSA", "Ed25519"),
     client_certificates=True,
     write_after_close_notify=True,  # TLS 1.3 half-close; TLS 1.2 raises WriteClosed
-    server=False,
+    server=True,
 )
 
 
@@ -58,6 +63,9 @@ class OpenSSLBackend:
 
     def client_context(self, config: ClientConfig, warn: Warn) -> OpenSSLClientContext:
         return build_context(config, warn)
+
+    def server_context(self, config: ServerConfig, warn: Warn) -> OpenSSLServerContext:
+        return build_server_context(config, warn)
 
     def verify_chain(
         self,

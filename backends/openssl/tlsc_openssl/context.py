@@ -1,23 +1,30 @@
-"""Building the ``SSL.Context`` a :class:`tlsc.session.ClientConfig` describes.
+"""Building the ``SSL.Context`` a ``ClientConfig`` (tlsc) or ``ServerConfig`` (tlsd) describes.
 
-One context per tlsc run, shared by its sessions.  Failures are sorted by
+One context per run, shared by its sessions.  Both roles share the base
+options (TLS 1.2 minimum, no renegotiation, truncation detectable), the
+trust-anchor store and the certificate/key loading; they differ in the
+method, what is verified (the server's chain and name, or a client's chain
+with the clientAuth purpose and no name) and where SNI goes.  Failures are sorted by
 whose fault they are: the user's files → :class:`ConfigError` (96), OpenSSL
 refusing to set itself up → :class:`EngineError` (97).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
-from tlsc.session import ClientConfig, ConfigError, EngineError, Warn
+from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, Warn
 
 from .credentials import load_anchors, load_client_credentials
 from .errors import reason_of
-from .session import OpenSSLSession
+from .policy import CLIENT_AUTH
+from .session import OpenSSLServerSession, OpenSSLSession, record_server_name
 from .verify import STORE_FLAGS, Verifier
 
-__all__ = ["OpenSSLClientContext", "build_context"]
+__all__ = ["OpenSSLClientContext", "OpenSSLServerContext", "build_context", "build_server_context"]
 
 
 class OpenSSLClientContext:
@@ -37,9 +44,19 @@ def _engine(what: str, error: Exception) -> EngineError:
     return EngineError(f"OpenSSL: cannot {what}: {detail}")
 
 
-def _new_context() -> SSL.Context:
+class OpenSSLServerContext:
+    """The :class:`tlsc.session.ServerContext`: makes one server session per connection."""
+
+    def __init__(self, context: SSL.Context) -> None:
+        self.ssl_context = context
+
+    def session(self) -> OpenSSLServerSession:
+        return OpenSSLServerSession(self.ssl_context)
+
+
+def _new_context(method: int = SSL.TLS_CLIENT_METHOD, role: str = "client") -> SSL.Context:
     try:
-        ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        ctx = SSL.Context(method)
         ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
         options = SSL.OP_NO_COMPRESSION
         # Renegotiation is refused (a TLS 1.2 server asking gets a no_renegotiation alert).
@@ -47,7 +64,7 @@ def _new_context() -> SSL.Context:
         # Never OP_IGNORE_UNEXPECTED_EOF: truncation must stay detectable.
         ctx.set_options(options)
     except (SSL.Error, ValueError) as e:
-        raise _engine("create a TLS client context", e) from None
+        raise _engine(f"create a TLS {role} context", e) from None
     return ctx
 
 
@@ -55,7 +72,17 @@ def _configure_verification(ctx: SSL.Context, config: ClientConfig, warn: Warn) 
     if not config.verify:
         ctx.set_verify(SSL.VERIFY_NONE)
         return
-    anchors = load_anchors(config.anchors, warn)
+    anchor_der = _load_store(ctx, config.anchors, warn)
+    # Name checks are ours (tlsc.names, in the callback): OpenSSL's host check
+    # is never configured.
+    ctx.set_verify(SSL.VERIFY_PEER, Verifier(anchor_der, config.server_name))
+
+
+def _load_store(
+    ctx: SSL.Context, anchors_in: Sequence[tuple[str, bytes]], warn: Warn
+) -> frozenset[bytes]:
+    """Put the usable anchors in the context's store (partial chains); their DER."""
+    anchors = load_anchors(anchors_in, warn)
     store = ctx.get_cert_store()
     if store is None:
         raise EngineError("OpenSSL: the context has no certificate store")
@@ -73,15 +100,19 @@ def _configure_verification(ctx: SSL.Context, config: ClientConfig, warn: Warn) 
         store.set_flags(STORE_FLAGS)
     except crypto.Error as e:
         raise _engine("configure the certificate store", e) from None
-    # Name checks are ours (tlsc.names, in the callback): OpenSSL's host check
-    # is never configured.
-    ctx.set_verify(SSL.VERIFY_PEER, Verifier(frozenset(anchor_der), config.server_name))
+    return frozenset(anchor_der)
 
 
 def _configure_client_certificate(ctx: SSL.Context, config: ClientConfig) -> None:
     if not config.cert_chain and config.private_key is None:
         return
-    chain, key = load_client_credentials(config.cert_chain, config.private_key)
+    _use_credentials(ctx, config.cert_chain, config.private_key, "client")
+
+
+def _use_credentials(
+    ctx: SSL.Context, cert_chain: Sequence[bytes], private_key: bytes | None, role: str
+) -> None:
+    chain, key = load_client_credentials(cert_chain, private_key, role)
     try:
         ctx.use_certificate(chain[0])
         for extra in chain[1:]:
@@ -90,7 +121,7 @@ def _configure_client_certificate(ctx: SSL.Context, config: ClientConfig) -> Non
         ctx.check_privatekey()
     except SSL.Error as e:
         # e.g. a key below OpenSSL's security level: still the user's files.
-        raise ConfigError(f"client certificate or key refused by OpenSSL: {reason_of(e)}") from None
+        raise ConfigError(f"{role} certificate or key refused by OpenSSL: {reason_of(e)}") from None
 
 
 def _sni_wire(sni: str | None) -> bytes | None:
@@ -114,3 +145,30 @@ def build_context(config: ClientConfig, warn: Warn) -> OpenSSLClientContext:
     _configure_verification(ctx, config, warn)
     _configure_client_certificate(ctx, config)
     return OpenSSLClientContext(ctx, config.sni, sni_wire)
+
+
+def build_server_context(config: ServerConfig, warn: Warn) -> OpenSSLServerContext:
+    """The server context for ``config`` (tlsd); errors as for :func:`build_context`.
+
+    With ``verify_client`` a client certificate is required (a client without
+    one gets a certificate_required/handshake_failure alert) and judged by the
+    same rules as a server's, with the clientAuth purpose and no name check.
+    Any SNI is accepted and recorded for ``facts()``.
+    """
+    ctx = _new_context(SSL.TLS_SERVER_METHOD, "server")
+    _use_credentials(ctx, config.cert_chain, config.private_key, "server")
+    try:
+        # One tlsd process serves one connection: a session cache would never be
+        # hit, and an id context keeps TLS 1.2 resumption + client auth well defined.
+        ctx.set_session_id(b"tlsd")
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        ctx.set_tlsext_servername_callback(record_server_name)
+    except SSL.Error as e:
+        raise _engine("configure the TLS server context", e) from None
+    if config.verify_client:
+        anchor_der = _load_store(ctx, config.anchors, warn)
+        verifier = Verifier(anchor_der, None, purpose=CLIENT_AUTH)
+        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verifier)
+    else:
+        ctx.set_verify(SSL.VERIFY_NONE)
+    return OpenSSLServerContext(ctx)

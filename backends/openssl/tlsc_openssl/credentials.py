@@ -67,24 +67,27 @@ def _load_key(data: bytes) -> PrivateKey:
 
 
 def load_client_credentials(
-    cert_chain: Sequence[bytes], private_key: bytes | None
+    cert_chain: Sequence[bytes], private_key: bytes | None, role: str = "client"
 ) -> tuple[list[x509.Certificate], PrivateKey]:
-    """The client certificate chain (leaf first) and its key, checked to match."""
+    """A certificate chain (leaf first) and its key, checked to match.
+
+    ``role`` ("client" for tlsc -y, "server" for tlsd) only words the messages.
+    """
     if not cert_chain:
-        raise ConfigError("client certificate: no certificate given")
+        raise ConfigError(f"{role} certificate: no certificate given")
     if private_key is None:
-        raise ConfigError("client certificate: no private key given")
+        raise ConfigError(f"{role} certificate: no private key given")
     chain: list[x509.Certificate] = []
     for i, data in enumerate(cert_chain, 1):
         try:
             chain.extend(parse_certificates(data))
         except ValueError:
-            raise ConfigError(f"client certificate #{i}: not a valid certificate") from None
+            raise ConfigError(f"{role} certificate #{i}: not a valid certificate") from None
     key = _load_key(private_key)
     try:
         leaf_spki = chain[0].public_key().public_bytes(*_SPKI)
     except (ValueError, UnsupportedAlgorithm):
-        raise ConfigError("client certificate: unsupported public key") from None
+        raise ConfigError(f"{role} certificate: unsupported public key") from None
     if leaf_spki != key.public_key().public_bytes(*_SPKI):
-        raise ConfigError("private key does not match the client certificate")
+        raise ConfigError(f"private key does not match the {role} certificate")
     return chain, key

@@ -16,7 +16,8 @@ so that the two can never disagree:
   build at hand;
 * basicConstraints CA on every issuer below the anchor;
 * keyUsage / extendedKeyUsage "where present" for a TLS server leaf (needed
-  by :func:`verify_chain`, whose store context has no purpose set);
+  by :func:`verify_chain`, whose store context has no purpose set), or for a
+  TLS client leaf when tlsd verifies client certificates;
 * the server name, through :func:`tlsc.names.match_server_name` on the
   subjectAltName entries only: never OpenSSL's own host check, never the CN.
 
@@ -36,9 +37,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tlsc.names import match_server_name
 
-__all__ = ["MIN_RSA_BITS", "check_certificate", "name_mismatch", "time_problem"]
+__all__ = [
+    "CLIENT_AUTH",
+    "MIN_RSA_BITS",
+    "SERVER_AUTH",
+    "check_certificate",
+    "name_mismatch",
+    "time_problem",
+]
 
 MIN_RSA_BITS = 2048
+SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
+CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
 
 #: Signature algorithms refused below the anchor whose hash ``cryptography``
 #: may not even be able to name (MD2, MD4), besides MD5 and SHA-1 found through
@@ -119,12 +129,14 @@ def _strength_problem(cert: x509.Certificate) -> str | None:
     return None
 
 
-def _usage_problem(cert: x509.Certificate, depth: int) -> str | None:
+def _usage_problem(
+    cert: x509.Certificate, depth: int, purpose: x509.ObjectIdentifier
+) -> str | None:
     """keyUsage/extendedKeyUsage, where present, must allow the use (spec section 2)."""
     eku = _extension(cert, x509.ExtendedKeyUsage)
-    if isinstance(eku, x509.ExtendedKeyUsage) and ExtendedKeyUsageOID.SERVER_AUTH not in eku:
-        # Same rule as OpenSSL's "sslserver" purpose, CAs included:
-        # anyExtendedKeyUsage alone does not make a TLS server.
+    if isinstance(eku, x509.ExtendedKeyUsage) and purpose not in eku:
+        # Same rule as OpenSSL's "sslserver"/"sslclient" purposes, CAs included:
+        # anyExtendedKeyUsage alone does not make a TLS server (or client).
         return "unsupported certificate purpose"
     ku = _extension(cert, x509.KeyUsage)
     if depth == 0:
@@ -148,8 +160,13 @@ def check_certificate(
     is_anchor: bool,
     server_name: str | None,
     now: datetime,
+    purpose: x509.ObjectIdentifier = SERVER_AUTH,
 ) -> str | None:
-    """Why ``cert`` at ``depth`` (0 = the server's leaf) is unacceptable, or None.
+    """Why ``cert`` at ``depth`` (0 = the peer's leaf) is unacceptable, or None.
+
+    ``purpose``: the extendedKeyUsage the chain must allow where it names any,
+    :data:`SERVER_AUTH` (tlsc judging a server) or :data:`CLIENT_AUTH` (tlsd
+    judging a client certificate, which is never name-checked).
 
     ``is_anchor``: the certificate is one of the configured trust anchors, so
     the chain ends here; its key, signature and usage are not judged (the
@@ -160,7 +177,7 @@ def check_certificate(
     try:
         problem = time_problem(cert, now)
         if problem is None and not is_anchor:
-            problem = _strength_problem(cert) or _usage_problem(cert, depth)
+            problem = _strength_problem(cert) or _usage_problem(cert, depth, purpose)
         if problem is None and depth == 0 and server_name is not None:
             problem = name_mismatch(cert, server_name)
     except ValueError:

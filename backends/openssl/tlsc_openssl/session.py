@@ -1,4 +1,9 @@
-"""One client connection: an OpenSSL ``SSL`` object between two memory BIOs.
+"""One connection, either role: an OpenSSL ``SSL`` object between two memory BIOs.
+
+:class:`OpenSSLSession` is tlsc's client side; :class:`OpenSSLServerSession`
+(tlsd) differs only in the role it takes, where its SNI comes from (the
+servername callback, :func:`record_server_name`) and how a missing client
+certificate is reported.
 
 ``SSL.Connection(ctx, None)`` gives a connection with no socket: ciphertext
 goes in with ``bio_write`` and comes out with ``bio_read``, which is exactly
@@ -29,10 +34,10 @@ from tlsc.session import (
     WriteClosed,
 )
 
-from .errors import classify
+from .errors import classify, reason_of
 from .verify import verification_error
 
-__all__ = ["OpenSSLSession"]
+__all__ = ["OpenSSLServerSession", "OpenSSLSession", "record_server_name"]
 
 _CHUNK = 65536
 
@@ -46,15 +51,19 @@ class OpenSSLSession:
         #: First reason the verify callback refused the server's chain for.
         self.verify_failure: str | None = None
         self._conn = SSL.Connection(context, None)
-        self._conn.set_app_data(self)  # the verify callback finds us here
-        self._conn.set_connect_state()
-        if sni_wire is not None:
-            self._conn.set_tlsext_host_name(sni_wire)
+        self._conn.set_app_data(self)  # the verify and servername callbacks find us here
+        self._start(sni_wire)
         self._handshake_done = False
         self._network_eof = False
         self._peer_closed = False  # read returned b"": close_notify received
         self._we_closed = False  # close_notify() was called
         self._failure: TLSError | None = None
+
+    def _start(self, sni_wire: bytes | None) -> None:
+        """Take the client role (the server subclass takes the other one)."""
+        self._conn.set_connect_state()
+        if sni_wire is not None:
+            self._conn.set_tlsext_host_name(sni_wire)
 
     # -- input ---------------------------------------------------------------
 
@@ -184,3 +193,42 @@ class OpenSSLSession:
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+
+class OpenSSLServerSession(OpenSSLSession):
+    """The server role (tlsd): the same memory-BIO session, accepting.
+
+    ``facts().server_name`` is the SNI the client sent, recorded by
+    :func:`record_server_name`; ``facts().peer_certificate`` the client's
+    certificate, None when it sent none.
+    """
+
+    def __init__(self, context: SSL.Context) -> None:
+        super().__init__(context, None, None)
+
+    def _start(self, sni_wire: bytes | None) -> None:
+        self._conn.set_accept_state()
+
+    def received_server_name(self, name: str) -> None:
+        self._sni = name
+
+    def _handshake_error(self, error: SSL.Error) -> TLSError:
+        if self.verify_failure is None and "did not return a certificate" in reason_of(error):
+            # VERIFY_FAIL_IF_NO_PEER_CERT: OpenSSL has queued its alert already.
+            return verification_error("the client sent no certificate")
+        return super()._handshake_error(error)
+
+
+def record_server_name(conn: SSL.Connection) -> None:
+    """The context's servername callback: remember the SNI, accept any name.
+
+    A name that is not ASCII (SNI is a DNS name in A-labels) is kept with its
+    odd bytes escaped rather than refused: tlsd does not serve by name.
+    """
+    try:
+        raw = conn.get_servername()
+        session = conn.get_app_data()
+        if raw and isinstance(session, OpenSSLServerSession):
+            session.received_server_name(raw.decode("ascii", "backslashreplace"))
+    except Exception:  # noqa: BLE001 - never let an exception escape into OpenSSL
+        pass

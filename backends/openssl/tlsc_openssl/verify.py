@@ -31,7 +31,7 @@ from OpenSSL import SSL, crypto
 
 from tlsc.session import VerificationError
 
-from .policy import check_certificate, time_problem
+from .policy import SERVER_AUTH, check_certificate, time_problem
 
 __all__ = [
     "CHAIN_STORE_FLAGS",
@@ -143,7 +143,10 @@ class VerifyState(Protocol):
 
 
 class Verifier:
-    """The verify callback of a client context, shared by all its sessions.
+    """The verify callback of a context, shared by all its sessions.
+
+    ``purpose``: serverAuth for tlsc's client contexts, clientAuth (and no
+    ``server_name``) for tlsd's server contexts that verify client certificates.
 
     A session makes itself the connection's app data; the callback records the
     first failure reason on it so that ``do_handshake`` can raise a
@@ -156,9 +159,11 @@ class Verifier:
         anchors_der: frozenset[bytes],
         server_name: str | None,
         clock: Callable[[], datetime] | None = None,
+        purpose: x509.ObjectIdentifier = SERVER_AUTH,
     ) -> None:
         self.anchors_der = anchors_der
         self.server_name = server_name
+        self.purpose = purpose
         self.clock = clock or (lambda: datetime.now(timezone.utc))
 
     def __call__(
@@ -188,12 +193,22 @@ class Verifier:
                 if is_anchor:
                     return None
                 policy = check_certificate(
-                    cert, depth, is_anchor=False, server_name=None, now=self.clock()
+                    cert,
+                    depth,
+                    is_anchor=False,
+                    server_name=None,
+                    now=self.clock(),
+                    purpose=self.purpose,
                 )
                 return policy or describe_verify_error(errnum)
             return describe_verify_error(errnum)
         return check_certificate(
-            cert, depth, is_anchor=is_anchor, server_name=self.server_name, now=self.clock()
+            cert,
+            depth,
+            is_anchor=is_anchor,
+            server_name=self.server_name,
+            now=self.clock(),
+            purpose=self.purpose,
         )
 
 

@@ -1,0 +1,71 @@
+"""The tlsd lifecycle (spec section 6): tlsc's, with the server role.
+
+The client connection is on fds 0 (read) and 1 (write); prog's cleartext
+pipes take the same numbers in the child, so prog reads and writes its
+stdin/stdout and never sees the network.  Configuration differs from tlsc's
+(KEYFILE/CERTFILE always, CADIR/CAFILE only with -y), the rest is
+:func:`tlsc.client.run_connection`: fork, drop privileges, handshake, SSL_*
+variables describing the *client*, relay.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import config, exitcodes, registry
+from .client import Options, check_fd, load_backend, new_session, run_connection
+from .exitcodes import Fatal
+from .log import Log
+from .session import Backend, ServerConfig
+
+NET_READ_FD = 0
+NET_WRITE_FD = 1
+
+
+def _has_server_role(backend: Backend) -> bool:
+    return bool(backend.info().capabilities.server) and hasattr(backend, "server_context")
+
+
+def load_server_backend(name: str | None, log: Log) -> Backend:
+    """The backend named, which must have the server role; else the best one that has it."""
+    backend = load_backend(name, log)
+    if _has_server_role(backend):
+        return backend
+    if name:
+        raise Fatal(
+            exitcodes.USAGE,
+            f"unable to select a backend: backend {name!r} has no server role (tlsd)",
+        )
+    ranked = sorted(registry.available().values(), key=lambda c: (c.priority, c.name))
+    for candidate in reversed(ranked):
+        try:
+            other = registry.load(candidate)
+        except registry.BackendNotFound:
+            continue
+        if _has_server_role(other):
+            log.debug(f"backend: {candidate.name} (the first with the server role)")
+            return other
+    raise Fatal(
+        exitcodes.USAGE, "unable to select a backend: no installed backend has the server role"
+    )
+
+
+def run(opts: Options, log: Log) -> int:
+    """tlsd: ``opts.read_fd``/``opts.write_fd`` are 0 and 1; ``opts.client_cert`` is -y."""
+    env = os.environ
+    check_fd(opts.read_fd, "network read fd")
+    check_fd(opts.write_fd, "network write fd")
+
+    chain, key = config.read_client_credentials(env, "tlsd needs them in the environment")
+    anchors: list[tuple[str, bytes]] = []
+    if opts.client_cert:
+        anchors = config.read_anchors(env, log, " (-y verifies client certificates with them)")
+    ident = config.read_identity(env)
+
+    backend = load_server_backend(opts.backend or env.get("TLSC_BACKEND") or None, log)
+    cfg = ServerConfig(
+        cert_chain=chain, private_key=key, verify_client=opts.client_cert, anchors=anchors
+    )
+    session = new_session(backend.server_context, cfg, log)
+    del key, cfg
+    return run_connection(session, backend, opts, ident, log)

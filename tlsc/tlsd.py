@@ -1,0 +1,121 @@
+"""``tlsd [options] prog...``: the server side of TLS (spec section 6).
+
+Started by a super-server (``tcpserver``, ``s6-tcpserver``) with the client
+connection on its stdin/stdout: tlsd runs the server side of TLS there and
+gives prog cleartext on *its* stdin/stdout.  tlsc's options are reused as
+they are (the click option objects come from :mod:`tlsc.cli`); only -Y/-y
+changes meaning: -y requires a client certificate valid under CADIR/CAFILE.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import click
+
+from . import __version__, cli
+from .client import Options
+from .log import Log
+from .server import NET_READ_FD, NET_WRITE_FD, run
+
+NAME = "tlsd"
+
+_TLSC_PARAMS = {p.name: p for p in cli.command.params}
+_SHARED = (
+    "backend",
+    "close_notify",
+    "enforce",
+    "no_client_cert",
+    "keep_env",
+    "verbosity",
+    "kimeout",
+    "list_backends",
+    "show_version",
+)
+_HELP = {
+    "no_client_cert": "-Y (default): ask for no client certificate; "
+    "-y: require one, valid under CADIR/CAFILE (clientAuth), else exit 98.",
+}
+
+
+def _params() -> list[click.Parameter]:
+    params = []
+    for name in _SHARED:
+        p = _TLSC_PARAMS[name]
+        if name in _HELP:
+            p = copy.copy(p)
+            p.help = _HELP[name]
+        params.append(p)
+    params.append(
+        click.Argument(["prog"], nargs=-1, type=click.UNPROCESSED, metavar="[--] PROG...")
+    )
+    return params
+
+
+_ENVIRONMENT = (
+    ("KEYFILE", "required: the server's private key, DER or PEM (RSA, ECDSA, Ed25519)"),
+    ("CERTFILE", "required: the server's certificate chain, leaf first, DER or PEM"),
+    ("CADIR", "with -y: directory of trust anchors for client certificates (wins)"),
+    ("CAFILE", "with -y: file of trust anchors for client certificates"),
+    ("TLS_UID", "as root: numeric uid to drop to before the handshake"),
+    ("TLS_GID", "as root: numeric gid to drop to (supplementary groups cleared)"),
+    ("TLSC_BACKEND", "TLS backend to use when --backend is not given"),
+)
+EPILOG = cli.make_epilog(
+    _ENVIRONMENT,
+    "  CADIR CAFILE CERTFILE KEYFILE TLS_UID TLS_GID are removed unless -Z;\n"
+    "  SSL_PROTOCOL, SSL_CIPHER, SSL_TLS_SNI_SERVERNAME (the SNI the client sent),\n"
+    "  SSL_PEER_CERT_HASH and SSL_PEER_CERT_SUBJECT (the client certificate, if any).\n"
+    "  The client connection is on tlsd's stdin/stdout; prog reads cleartext on\n"
+    "  its stdin and writes on its stdout.",
+)
+
+
+def _callback(
+    backend: str | None,
+    close_notify: bool,
+    enforce: bool,
+    no_client_cert: bool,
+    keep_env: bool,
+    verbosity: int,
+    kimeout: int,
+    list_backends: bool,
+    show_version: bool,
+    prog: tuple[str, ...],
+) -> int:
+    if show_version:
+        click.echo(f"{NAME} {__version__}")
+        return 0
+    if list_backends:
+        return cli.list_backends()
+    if not prog:
+        raise click.UsageError("missing prog")
+    opts = Options(
+        prog=prog,
+        backend=backend,
+        close_notify_on_eof=close_notify,
+        enforce_close_notify=enforce,
+        client_cert=not no_client_cert,
+        keep_env=keep_env,
+        verbosity=verbosity,
+        handshake_timeout_ms=kimeout,
+        read_fd=NET_READ_FD,
+        write_fd=NET_WRITE_FD,
+    )
+    return run(opts, Log(NAME, verbosity))
+
+
+command = click.Command(
+    NAME,
+    callback=_callback,
+    params=_params(),
+    context_settings={"allow_interspersed_args": False, "max_content_width": 100},
+    epilog=EPILOG,
+    help="Run the server side of TLS over stdin/stdout and give prog cleartext "
+    "on its stdin/stdout.",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    raise SystemExit(cli.run_command(command, NAME, argv))
