@@ -19,14 +19,31 @@ openssl s_server -quiet -accept "127.0.0.1:$port" -www \
   -cert "$dir/server.pem" -key "$dir/server.key" >/dev/null 2>&1 &
 server=$!
 i=0
-while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
   i=$((i + 1)); [ $i -lt 50 ] || { echo "s_server did not start" >&2; exit 1; }
   sleep 0.1
-done 2>/dev/null || sleep 1
+done
 echo "\$ CAFILE=ca.pem tcpclient 127.0.0.1 $port tlsc -v 2 -k localhost sh -c '...'"
 CAFILE="$dir/ca.pem" tcpclient -RHl0 127.0.0.1 "$port" \
   tlsc -v 2 -k localhost sh -c '
     echo "prog sees: $SSL_PROTOCOL $SSL_CIPHER peer=$SSL_PEER_CERT_SUBJECT sni=$SSL_TLS_SNI_SERVERNAME" >&2
     printf "GET / HTTP/1.0\r\n\r\n" >&7
     head -n 1 <&6 >&2'
+
+# Both ends with this package alone: tlsd under tcpserver, tlsclient in front
+# of a shell one-liner.
+port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+KEYFILE="$dir/server.key" CERTFILE="$dir/server.pem" tcpserver -q -RHl0 127.0.0.1 "$port2" \
+  tlsd -- sh -c 'read -r line; echo "tlsd prog got \"$line\" over $SSL_PROTOCOL (SNI $SSL_TLS_SNI_SERVERNAME)"' &
+server2=$!
+trap 'kill $server $server2 2>/dev/null || true; rm -rf "$dir"' EXIT INT TERM
+i=0  # wait for the listener without connecting (a probe would be a failed TLS client)
+until ! python3 -c "import socket,sys; socket.socket().bind(('127.0.0.1', int(sys.argv[1])))" "$port2" 2>/dev/null; do
+  i=$((i + 1)); [ $i -lt 50 ] || { echo "tcpserver did not start" >&2; exit 1; }
+  sleep 0.1
+done
+echo "\$ KEYFILE=server.key CERTFILE=server.pem tcpserver 127.0.0.1 $port2 tlsd -- sh -c '...' &"
+echo "\$ CAFILE=ca.pem tlsclient localhost $port2 sh -c '...'"
+CAFILE="$dir/ca.pem" tlsclient localhost "$port2" \
+  sh -c 'echo "hello from tlsclient" >&7; head -n 1 <&6 >&2'
 echo "demo: OK"
