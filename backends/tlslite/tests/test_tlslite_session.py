@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import tempfile
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from OpenSSL import SSL
 from tlsc.session import (
     AlertReceived,
@@ -18,27 +16,19 @@ from tlsc.session import (
     Session,
     Truncated,
     VerificationError,
-    WriteClosed,
 )
-from tlslite_certs import PKI, Issued, make_cert, make_leaf
+from tlslite_certs import PKI, Issued, client_identity, key_bytes, make_cert, make_leaf, now_pki
+from tlslite_peers import (
+    OpenSSLEnd,
+    check_data_both_ways,
+    check_our_close_notify,
+    check_peer_close_notify,
+    check_truncation,
+    openssl_context,
+    read_bytewise,
+)
 
 from tlsc_tlslite import backend
-
-VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
-
-
-def now_pki(key_root: str = "rsa", key_inter: str = "rsa2", key_leaf: str = "rsa3") -> PKI:
-    from tlslite_certs import make_inter, make_root
-
-    now = dt.datetime.now(dt.timezone.utc)
-    kw = {"not_before": now - dt.timedelta(days=1), "not_after": now + dt.timedelta(days=1)}
-    root = make_root(f"Live Root {key_root}", key_kind=key_root, **kw)
-    inter = make_inter(f"Live Inter {key_inter}", root, key_kind=key_inter, **kw)
-    leaf_ku = None if key_leaf.startswith("rsa") else {"digital_signature"}
-    leaf = make_leaf(
-        inter, san=["server.test", "192.0.2.1"], key_kind=key_leaf, key_usage=leaf_ku, **kw
-    )
-    return PKI(root, inter, leaf)
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +53,14 @@ def server(
     client_ca: Issued | None = None,
     cipher_list: bytes | None = None,
 ) -> SSL.Connection:
-    ctx = SSL.Context(SSL.TLS_METHOD)
-    ctx.set_min_proto_version(VERSIONS[version] if version else SSL.TLS1_2_VERSION)
-    if version:
-        ctx.set_max_proto_version(VERSIONS[version])
+    ctx = openssl_context(
+        version,
+        identity=(pki.leaf, pki.inter),
+        anchor=client_ca,
+        verify_mode=SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
+    )
     if cipher_list:
         ctx.set_cipher_list(cipher_list)
-    ctx.use_certificate(pki.leaf.cert)
-    ctx.use_privatekey(pki.leaf.key)
-    ctx.add_extra_chain_cert(pki.inter.cert)
-    if client_ca is not None:
-        with tempfile.NamedTemporaryFile(suffix=".pem") as f:
-            f.write(client_ca.pem)
-            f.flush()
-            ctx.load_verify_locations(f.name)
-        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *a: a[-1])
     conn = SSL.Connection(ctx, None)
     conn.set_accept_state()
     return conn
@@ -138,17 +121,6 @@ def server_recv(s: SSL.Connection) -> bytes:
             return out
 
 
-def client_recv(c: Session) -> bytes | None:
-    out = b""
-    while True:
-        chunk = c.read(65536)
-        if chunk is None:
-            return out
-        if chunk == b"":
-            return out if out else b""
-        out += chunk
-
-
 # -- handshakes and facts -------------------------------------------------------------
 
 
@@ -167,15 +139,7 @@ def test_handshake_and_data(version, kind, rsa_pki, ecdsa_pki, ed25519_pki):
     assert s.get_servername() == b"server.test"
     if version == "1.2":
         assert facts.cipher.startswith("ECDHE-RSA-" if kind == "rsa" else "ECDHE-ECDSA-")
-    # both directions, bigger than a record
-    payload = bytes(range(256)) * 100
-    c.write(payload)
-    to_server(c, s)
-    assert server_recv(s) == payload
-    s.sendall(b"hello " * 5000)
-    to_client(s, c)
-    assert client_recv(c) == b"hello " * 5000
-    assert c.read(10) is None
+    check_data_both_ways(c, OpenSSLEnd(s))
 
 
 @pytest.mark.parametrize(
@@ -284,24 +248,6 @@ def test_anchors_config(rsa_pki):
 # -- client certificates --------------------------------------------------------------
 
 
-def client_identity(pki: PKI, kind: str) -> Issued:
-    now = dt.datetime.now(dt.timezone.utc)
-    return make_cert(
-        "client",
-        pki.inter,
-        key_kind={"rsa": "rsa", "ecdsa": "ec256", "ed25519": "ed25519"}[kind],
-        ca=False,
-        eku=[ExtendedKeyUsageOID.CLIENT_AUTH],
-        not_before=now - dt.timedelta(days=1),
-        not_after=now + dt.timedelta(days=1),
-    )
-
-
-def key_bytes(k, fmt: str) -> bytes:
-    enc = serialization.Encoding.PEM if fmt == "pem" else serialization.Encoding.DER
-    return k.private_bytes(enc, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 @pytest.mark.parametrize("kind, fmt", [("rsa", "pem"), ("ecdsa", "der"), ("ed25519", "pem")])
 def test_client_certificate(version, kind, fmt, rsa_pki):
@@ -384,18 +330,7 @@ def test_peer_close_notify(version, rsa_pki):
     s = server(rsa_pki, version)
     c = client(rsa_pki)
     handshake(c, s)
-    s.sendall(b"last words")
-    s.shutdown()
-    to_client(s, c)
-    assert c.read(4) == b"last"
-    assert c.read(100) == b" words"
-    assert c.read(100) == b""
-    assert c.read(100) == b""
-    with pytest.raises(WriteClosed):
-        c.write(b"too late")
-    # tlslite answered with its own close_notify
-    to_server(c, s)
-    assert server_recv(s) == b""
+    check_peer_close_notify(c, OpenSSLEnd(s))
     assert s.get_shutdown() & SSL.RECEIVED_SHUTDOWN
 
 
@@ -404,14 +339,7 @@ def test_eof_without_close_notify(version, rsa_pki):
     s = server(rsa_pki, version)
     c = client(rsa_pki)
     handshake(c, s)
-    s.sendall(b"data")
-    to_client(s, c)
-    c.receive_data(b"")
-    assert c.read(100) == b"data"
-    with pytest.raises(Truncated):
-        c.read(100)
-    with pytest.raises(Truncated):
-        c.read(100)
+    check_truncation(c, OpenSSLEnd(s))
 
 
 def test_eof_during_handshake(rsa_pki):
@@ -427,21 +355,8 @@ def test_our_close_notify(rsa_pki):
     s = server(rsa_pki, "1.3")
     c = client(rsa_pki)
     handshake(c, s)
-    c.write(b"request")
-    c.close_notify()
-    c.close_notify()  # idempotent
-    with pytest.raises(WriteClosed):
-        c.write(b"more")
-    to_server(c, s)
-    assert server_recv(s) == b"request"
+    check_our_close_notify(c, OpenSSLEnd(s), half_close=True)
     assert s.get_shutdown() & SSL.RECEIVED_SHUTDOWN
-    # TLS 1.3 half-close: the server may still answer, and we still read
-    s.sendall(b"response")
-    s.shutdown()
-    to_client(s, c)
-    assert c.read(100) == b"response"
-    assert c.read(100) == b""
-    assert c.data_to_send() == b""  # no second close_notify after ours
 
 
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
@@ -525,14 +440,7 @@ def test_byte_by_byte(rsa_pki):
             to_client_bytes += s.bio_read(65536)
         except SSL.WantReadError:
             break
-    got = b""
-    for i in range(len(to_client_bytes)):
-        c.receive_data(to_client_bytes[i : i + 1])
-        chunk = c.read(3)
-        while chunk:
-            got += chunk
-            chunk = c.read(3)
-    assert got == b"split me"
+    assert read_bytewise(c, to_client_bytes) == b"split me"
 
 
 def test_hello_request_refused(rsa_pki):

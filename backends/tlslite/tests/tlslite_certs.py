@@ -210,3 +210,40 @@ class PKI:
     @property
     def chain(self) -> list[bytes]:
         return [self.leaf.der, self.inter.der]
+
+
+# -- live material: valid now, for real handshakes (the session tests) -----------------
+
+
+def now_pki(key_root: str = "rsa", key_inter: str = "rsa2", key_leaf: str = "rsa3") -> PKI:
+    """root -> intermediate -> server leaf (server.test, 192.0.2.1), valid now +/- one day."""
+    now = dt.datetime.now(dt.timezone.utc)
+    kw = {"not_before": now - DAY, "not_after": now + DAY}
+    root = make_root(f"Live Root {key_root}", key_kind=key_root, **kw)
+    inter = make_inter(f"Live Inter {key_inter}", root, key_kind=key_inter, **kw)
+    leaf_ku = None if key_leaf.startswith("rsa") else {"digital_signature"}
+    leaf = make_leaf(
+        inter, san=["server.test", "192.0.2.1"], key_kind=key_leaf, key_usage=leaf_ku, **kw
+    )
+    return PKI(root, inter, leaf)
+
+
+def client_identity(pki: PKI, kind: str, **kw: Any) -> Issued:
+    """A client certificate (EKU clientAuth) issued by ``pki.inter``, valid now by default."""
+    now = dt.datetime.now(dt.timezone.utc)
+    kw.setdefault("eku", [ExtendedKeyUsageOID.CLIENT_AUTH])
+    kw.setdefault("not_before", now - DAY)
+    kw.setdefault("not_after", now + DAY)
+    return make_cert(
+        "client",
+        pki.inter,
+        key_kind={"rsa": "rsa", "ecdsa": "ec256", "ed25519": "ed25519"}[kind],
+        ca=False,
+        **kw,
+    )
+
+
+def key_bytes(k: Any, fmt: str) -> bytes:
+    """A private key as PKCS#8, "pem" or "der"."""
+    enc = serialization.Encoding.PEM if fmt == "pem" else serialization.Encoding.DER
+    return k.private_bytes(enc, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

@@ -3,19 +3,34 @@
 The entry point ``tlsc.backends: tlslite`` names :data:`backend`.  Importing
 this package imports tlslite-ng, asn1crypto and python-ecdsa only, never
 ``cryptography``/pyOpenSSL: a packager who installs this backend alone gets a
-TLS client without any compiled crypto.
+TLS client and server without any compiled crypto.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
-from tlsc.session import BackendInfo, Capabilities, ClientConfig, ConfigError, Warn
+from tlsc.session import (
+    BackendInfo,
+    Capabilities,
+    ClientConfig,
+    ConfigError,
+    ServerConfig,
+    Warn,
+)
 
-from .keys import load_client_credentials
-from .session import TlsliteClientContext, make_settings
+from .keys import load_credentials
+from .session import (
+    TlsliteClientContext,
+    TlsliteContext,
+    TlsliteServerContext,
+    TlsliteServerSession,
+    TlsliteSession,
+    make_settings,
+)
 from .verify import TrustStore, load_anchor, verify_chain
 
 __all__ = ["CAPABILITIES", "TlsliteBackend", "backend", "verify_chain"]
@@ -29,8 +44,22 @@ CAPABILITIES = Capabilities(
     # tlslite answers the peer's close_notify with its own and closes both
     # directions: prog's output after that is discarded by the core.
     write_after_close_notify=False,
-    server=False,
+    server=True,
 )
+
+
+def _trust_store(anchors: Sequence[tuple[str, bytes]], warn: Warn) -> TrustStore:
+    """The anchors that parse (warning about the others); none at all is a ConfigError."""
+    usable = []
+    for origin, der in anchors:
+        anchor = load_anchor(der)
+        if anchor is None:
+            warn(f"{origin}: not a certificate, skipped")
+        else:
+            usable.append(anchor)
+    if not usable:
+        raise ConfigError("no usable trust anchor in CADIR/CAFILE")
+    return TrustStore(usable)
 
 
 def _library_version() -> str:
@@ -60,16 +89,7 @@ class TlsliteBackend:
         """Parse anchors and credentials once; ConfigError (96) / EngineError (97) on failure."""
         verifier = None
         if config.verify:
-            usable = []
-            for origin, der in config.anchors:
-                anchor = load_anchor(der)
-                if anchor is None:
-                    warn(f"{origin}: not a certificate, skipped")
-                else:
-                    usable.append(anchor)
-            if not usable:
-                raise ConfigError("no usable trust anchor in CADIR/CAFILE")
-            store = TrustStore(usable)
+            store = _trust_store(config.anchors, warn)
             server_name = config.server_name
 
             def verifier(chain_der: list[bytes]) -> None:
@@ -79,9 +99,30 @@ class TlsliteBackend:
         if config.cert_chain or config.private_key is not None:
             if config.private_key is None:
                 raise ConfigError("KEYFILE: no private key given for the client certificate")
-            cert_chain, private_key = load_client_credentials(config.cert_chain, config.private_key)
+            cert_chain, private_key = load_credentials(config.cert_chain, config.private_key)
         settings = make_settings()
-        return TlsliteClientContext(settings, verifier, config.sni, cert_chain, private_key)
+        return TlsliteContext(
+            partial(TlsliteSession, settings, verifier, config.sni, cert_chain, private_key)
+        )
+
+    def server_context(self, config: ServerConfig, warn: Warn) -> TlsliteServerContext:
+        """:meth:`tlsc.session.Backend.server_context`: the same checks, the other role.
+
+        With ``verify_client`` the client's chain is verified as a server's
+        would be, but for the clientAuth purpose and with no name check.
+        """
+        verifier = None
+        if config.verify_client:
+            store = _trust_store(config.anchors, warn)
+
+            def verifier(chain_der: list[bytes]) -> None:
+                store.verify(chain_der, None, peer="client")
+
+        cert_chain, private_key = load_credentials(config.cert_chain, config.private_key)
+        settings = make_settings()
+        return TlsliteContext(
+            partial(TlsliteServerSession, settings, verifier, cert_chain, private_key)
+        )
 
     def verify_chain(
         self,

@@ -16,6 +16,13 @@ Private names used (all on ``TLSConnection``/``TLSRecordLayer``):
   were received, before the client Certificate) go through with the server's
   Certificate message.  It is the earliest point where the whole chain is
   known and the latest one before anything of ours leaves.
+* ``_getMsg(expectedType, secondaryType=None, constructorType=None)``
+  (wrapped, server role only): every handshake message the server reads goes
+  through it, so the client's Certificate message (TLS 1.2: before
+  ClientKeyExchange; TLS 1.3: before CertificateVerify and Finished) is seen
+  the moment it is parsed, while the handshake can still be aborted.
+  tlslite itself accepts an empty client Certificate even with ``reqCert``.
+* ``_client`` (set by ``_handshakeStart``): which role the connection plays.
 * ``_sendError(description, message)``: sends a fatal alert, shuts the
   connection down and raises ``TLSLocalAlert``.
 * ``_sendMsg(message)``: encrypts and sends one record under the current
@@ -31,8 +38,10 @@ from typing import Any
 
 from tlsc.session import VerificationError
 from tlslite.constants import AlertDescription, AlertLevel
-from tlslite.messages import Alert
+from tlslite.messages import Alert, Certificate
 from tlslite.tlsconnection import TLSConnection
+
+from .verify import ChainError
 
 __all__ = ["VerifyingConnection", "send_alert", "send_close_notify"]
 
@@ -40,7 +49,12 @@ ChainVerifier = Callable[[list[bytes]], None]
 
 
 class VerifyingConnection(TLSConnection):
-    """A TLSConnection that runs ``verifier`` on the server chain inside the handshake.
+    """A TLSConnection that runs ``verifier`` on the peer's chain inside the handshake.
+
+    Client role: ``verifier`` checks the server's chain.  Server role: it
+    checks the client's, and a client that sends no certificate is refused
+    (certificate_required in TLS 1.3, handshake_failure in TLS 1.2); pass
+    None to accept any client.
 
     ``verifier(chain_der)`` raises :class:`VerificationError` (with an
     ``alert`` attribute naming the alert) to reject the chain; the handshake
@@ -52,6 +66,41 @@ class VerifyingConnection(TLSConnection):
         super().__init__(sock)
         self.tlsc_verifier = verifier
         self.verification_error: VerificationError | None = None
+        self._tlsc_client_checked = False
+
+    def _tlsc_reject(self, error: VerificationError) -> Iterator[Any]:
+        self.verification_error = error
+        name = getattr(error, "alert", "bad_certificate")
+        description = getattr(AlertDescription, name, AlertDescription.bad_certificate)
+        # PRIVATE: _sendError sends the fatal alert, shuts down, raises TLSLocalAlert.
+        yield from self._sendError(description, str(error))
+
+    # PRIVATE: wraps a private generator of TLSRecordLayer (see module docstring).
+    def _getMsg(  # noqa: N802 - tlslite's name
+        self, expectedType: Any, secondaryType: Any = None, constructorType: Any = None
+    ) -> Iterator[Any]:
+        messages = super()._getMsg(expectedType, secondaryType, constructorType)
+        if self._client or self.tlsc_verifier is None or self._tlsc_client_checked:  # PRIVATE
+            yield from messages
+            return
+        for result in messages:
+            if isinstance(result, Certificate):  # CompressedCertificate included
+                self._tlsc_client_checked = True
+                yield from self._tlsc_check_client(result)
+            yield result
+
+    def _tlsc_check_client(self, certificate: Certificate) -> Iterator[Any]:
+        chain = certificate.cert_chain
+        ders = [bytes(c.bytes) for c in chain.x509List] if chain is not None else []
+        if not ders:
+            tls13 = tuple(self.version) >= (3, 4)
+            alert = "certificate_required" if tls13 else "handshake_failure"
+            yield from self._tlsc_reject(ChainError("the client sent no certificate", alert))
+        assert self.tlsc_verifier is not None
+        try:
+            self.tlsc_verifier(ders)
+        except VerificationError as e:
+            yield from self._tlsc_reject(e)
 
     # PRIVATE: overrides a private generator of TLSConnection (see module docstring).
     def _clientGetKeyFromChain(  # noqa: N802 - tlslite's name
@@ -63,11 +112,7 @@ class VerifyingConnection(TLSConnection):
             try:
                 self.tlsc_verifier(ders)
             except VerificationError as e:
-                self.verification_error = e
-                name = getattr(e, "alert", "bad_certificate")
-                description = getattr(AlertDescription, name, AlertDescription.bad_certificate)
-                # PRIVATE: _sendError sends the fatal alert, shuts down, raises TLSLocalAlert.
-                yield from self._sendError(description, str(e))
+                yield from self._tlsc_reject(e)
         yield from super()._clientGetKeyFromChain(certificate, settings, tack_ext)
 
 

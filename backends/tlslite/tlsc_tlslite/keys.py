@@ -1,4 +1,4 @@
-"""Client certificate chain and private key (-y) for tlslite-ng, in pure Python.
+"""Certificate chain and private key (tlsc -y, tlsd) for tlslite-ng, in pure Python.
 
 tlslite-ng only reads PEM keys, so a DER key is wrapped in PEM armour here
 (base64, no crypto library).  Every failure is a :class:`ConfigError` whose
@@ -16,12 +16,12 @@ from tlslite.utils.pem import pem
 from tlslite.x509 import X509
 from tlslite.x509certchain import X509CertChain
 
-__all__ = ["load_client_credentials"]
+__all__ = ["load_credentials"]
 
 #: DER private keys come as PKCS#8, PKCS#1 (RSA) or SEC 1 (EC); tlslite tells
 #: them apart by the PEM label only.
 _DER_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY")
-_PROBE = b"tlsc client key check"
+_PROBE = b"tlsc key check"
 
 
 def _parse_key(data: bytes) -> Any:
@@ -59,10 +59,8 @@ def _key_type(key: Any) -> str:
     return str(getattr(key, "key_type", "")).lower()
 
 
-def load_client_credentials(
-    cert_chain: Sequence[bytes], private_key: bytes
-) -> tuple[X509CertChain, Any]:
-    """The (chain, key) pair tlslite's ``handshakeClientCert`` wants, checked to match.
+def load_credentials(cert_chain: Sequence[bytes], private_key: bytes) -> tuple[X509CertChain, Any]:
+    """The (chain, key) pair tlslite's handshakes want (either role), checked to match.
 
     The match is proven by signing a probe with the key and verifying it with
     the leaf's public key: that works the same for every key type and cannot

@@ -1,7 +1,7 @@
-"""The sans-I/O session over tlslite-ng's generator API.
+"""The sans-I/O session over tlslite-ng's generator API, client and server roles.
 
 tlslite-ng is written for sockets, but every operation also exists as a
-generator (``handshakeClientCert(async_=True)``, ``readAsync``,
+generator (``handshakeClientCert(async_=True)``, ``handshakeServerAsync``, ``readAsync``,
 ``writeAsync``) that yields 0 when the socket would block on reading.  We give
 it an in-memory socket: ``recv`` raises ``BlockingIOError(EWOULDBLOCK)`` when
 nothing was received (the generator then yields 0 and we report "needs
@@ -12,13 +12,17 @@ A suspended generator holds state in its frames (a record tlslite has
 started to read lives in a local variable of ``_sockRecvAll``), so the
 handshake generator, and then ONE read generator at a time, are kept alive
 across calls and resumed, never recreated while suspended.
+
+Both roles share everything but how the handshake starts and which facts
+describe the peer: :class:`_SessionBase` is the session, :class:`TlsliteSession`
+(client) and :class:`TlsliteServerSession` (server) only fill those in.
 """
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tlsc.session import (
     AlertReceived,
@@ -35,7 +39,15 @@ from tlslite.handshakesettings import HandshakeSettings
 
 from ._tlslite_private import VerifyingConnection, send_alert, send_close_notify
 
-__all__ = ["OPENSSL_CIPHER_NAMES", "TlsliteClientContext", "TlsliteSession", "make_settings"]
+__all__ = [
+    "OPENSSL_CIPHER_NAMES",
+    "TlsliteClientContext",
+    "TlsliteContext",
+    "TlsliteServerContext",
+    "TlsliteServerSession",
+    "TlsliteSession",
+    "make_settings",
+]
 
 #: IANA suite id -> OpenSSL name (what SSL_CIPHER must say, identical across backends).
 OPENSSL_CIPHER_NAMES: dict[int, str] = {
@@ -74,8 +86,8 @@ def make_settings() -> HandshakeSettings:
     s.rsaSigHashes = ["sha512", "sha384", "sha256"]
     s.ecdsaSigHashes = ["sha512", "sha384", "sha256"]
     s.use_heartbeat_extension = False
-    # tlslite 0.8.2 compresses our client Certificate in TLS 1.3 when the
-    # server asks for it, and OpenSSL then rejects the handshake: never compress.
+    # tlslite 0.8.2 compresses our Certificate in TLS 1.3 when the peer asks
+    # for it, and OpenSSL then rejects the handshake: never compress (either role).
     s.certificate_compression_send = []
     try:
         return s.validate()
@@ -191,33 +203,30 @@ def _alert_name(e: TLSRemoteAlert | TLSLocalAlert) -> str:
     return AlertDescription.toStr(e.description)
 
 
-class TlsliteSession:
-    """One client connection; see ``tlsc.session`` for the contract."""
+class _SessionBase:
+    """One connection in either role; see ``tlsc.session`` for the contract.
+
+    Subclasses set :attr:`_peer` and implement :meth:`_peer_facts`; ``start``
+    turns the fresh connection into its handshake generator.
+    """
+
+    #: Who is at the other end, for messages: "server" or "client".
+    _peer: str
 
     def __init__(
         self,
-        settings: HandshakeSettings,
         verifier: ChainVerifier | None,
-        sni: str | None,
-        cert_chain: Any = None,
-        private_key: Any = None,
+        start: Callable[[VerifyingConnection], Iterator[Any]],
     ) -> None:
         self._sock = _MemorySocket()
         self._scanner = _RecordScanner()
         try:
             self._conn = VerifyingConnection(self._sock, verifier)
             self._conn.closeSocket = False
-            self._handshaker: Iterator[Any] = self._conn.handshakeClientCert(
-                certChain=cert_chain,
-                privateKey=private_key,
-                settings=settings,
-                serverName=sni,
-                async_=True,
-            )
+            self._handshaker: Iterator[Any] = start(self._conn)
         except Exception as e:
             raise EngineError(f"tlslite-ng could not start a connection: {e}") from None
         self._sock.on_garbage = self._garbage_alert
-        self._sni = sni
         self._handshake_done = False
         self._facts: Facts | None = None
         self._error: TLSError | None = None
@@ -270,8 +279,10 @@ class TlsliteSession:
             return ProtocolError(f"protocol error {during}: {e}")
         if isinstance(e, TLSRemoteAlert):
             if e.description == AlertDescription.close_notify:
-                return AlertReceived(f"the server closed the connection {during} (close_notify)")
-            return AlertReceived(f"the server sent a fatal alert {during}: {_alert_name(e)}")
+                return AlertReceived(
+                    f"the {self._peer} closed the connection {during} (close_notify)"
+                )
+            return AlertReceived(f"the {self._peer} sent a fatal alert {during}: {_alert_name(e)}")
         if isinstance(e, TLSAbruptCloseError):
             return Truncated(f"the connection was closed {during} without close_notify")
         text = str(e)
@@ -302,9 +313,14 @@ class TlsliteSession:
         protocol = _PROTOCOLS.get(tuple(self._conn.version), "unknown")
         suite = session.cipherSuite
         cipher = OPENSSL_CIPHER_NAMES.get(suite, f"0x{suite:04X}")
-        chain = session.serverCertChain
-        peer = bytes(chain.x509List[0].bytes) if chain is not None and chain.x509List else None
-        return Facts(protocol=protocol, cipher=cipher, peer_certificate=peer, server_name=self._sni)
+        peer, server_name = self._peer_facts(session)
+        return Facts(
+            protocol=protocol, cipher=cipher, peer_certificate=peer, server_name=server_name
+        )
+
+    def _peer_facts(self, session: Any) -> tuple[bytes | None, str | None]:
+        """(the peer's leaf certificate, the SNI) once tlslite's ``session`` is set up."""
+        raise NotImplementedError
 
     def facts(self) -> Facts:
         if self._facts is None:
@@ -370,7 +386,9 @@ class TlsliteSession:
         if not self._handshake_done:
             raise WriteClosed("the handshake is not complete")
         if self._peer_closed or self._conn.closed:
-            raise WriteClosed("the server sent close_notify and tlslite-ng cannot send after it")
+            raise WriteClosed(
+                f"the {self._peer} sent close_notify and tlslite-ng cannot send after it"
+            )
         if not data:
             return
         try:
@@ -391,8 +409,14 @@ class TlsliteSession:
         self._sock.sealed = True
 
 
-class TlsliteClientContext:
-    """Everything per-run (settings, anchors, client credentials), shared by sessions."""
+def _leaf(chain: Any) -> bytes | None:
+    return bytes(chain.x509List[0].bytes) if chain is not None and chain.x509List else None
+
+
+class TlsliteSession(_SessionBase):
+    """One client connection."""
+
+    _peer = "server"
 
     def __init__(
         self,
@@ -402,13 +426,70 @@ class TlsliteClientContext:
         cert_chain: Any = None,
         private_key: Any = None,
     ) -> None:
-        self._settings = settings
-        self._verifier = verifier
         self._sni = sni
-        self._cert_chain = cert_chain
-        self._private_key = private_key
 
-    def session(self) -> TlsliteSession:
-        return TlsliteSession(
-            self._settings, self._verifier, self._sni, self._cert_chain, self._private_key
-        )
+        def start(conn: VerifyingConnection) -> Iterator[Any]:
+            return conn.handshakeClientCert(
+                certChain=cert_chain,
+                privateKey=private_key,
+                settings=settings,
+                serverName=sni,
+                async_=True,
+            )
+
+        super().__init__(verifier, start)
+
+    def _peer_facts(self, session: Any) -> tuple[bytes | None, str | None]:
+        return _leaf(session.serverCertChain), self._sni
+
+
+class TlsliteServerSession(_SessionBase):
+    """One server connection (``tlsd``): facts describe the client.
+
+    With a ``verifier`` a client certificate is requested and required; the
+    verifier runs on it inside the handshake (``VerifyingConnection``).
+    Any SNI is accepted and recorded.
+    """
+
+    _peer = "client"
+
+    def __init__(
+        self,
+        settings: HandshakeSettings,
+        verifier: ChainVerifier | None,
+        cert_chain: Any,
+        private_key: Any,
+    ) -> None:
+        def start(conn: VerifyingConnection) -> Iterator[Any]:
+            return conn.handshakeServerAsync(
+                certChain=cert_chain,
+                privateKey=private_key,
+                reqCert=verifier is not None,
+                settings=settings,
+            )
+
+        super().__init__(verifier, start)
+
+    def _peer_facts(self, session: Any) -> tuple[bytes | None, str | None]:
+        return _leaf(session.clientCertChain), session.serverName or None
+
+
+SessionT = TypeVar("SessionT", bound=_SessionBase)
+
+
+class TlsliteContext(Generic[SessionT]):
+    """Everything per-run (settings, anchors, credentials), parsed once, shared by sessions.
+
+    ``new_session`` makes one session of either role from it (see the backend's
+    ``client_context``/``server_context``).
+    """
+
+    def __init__(self, new_session: Callable[[], SessionT]) -> None:
+        self._new_session = new_session
+
+    def session(self) -> SessionT:
+        return self._new_session()
+
+
+TlsliteClientContext = TlsliteContext[TlsliteSession]
+TlsliteServerContext = TlsliteContext[TlsliteServerSession]

@@ -57,12 +57,30 @@ HANDLED_CRITICAL = frozenset(
 
 #: keyUsage bits that allow a server leaf to be used for TLS (OpenSSL accepts any of them).
 LEAF_KEY_USAGES = frozenset({"digital_signature", "key_encipherment", "key_agreement"})
+#: keyUsage bits that allow a *client* leaf to authenticate (OpenSSL's SSL-client purpose).
+CLIENT_LEAF_KEY_USAGES = frozenset({"digital_signature", "key_agreement"})
 #: extendedKeyUsage values that allow serving TLS.  anyExtendedKeyUsage alone is
 #: NOT enough: OpenSSL's SSL-server purpose check refuses it (checked against
 #: OpenSSL 3 through the openssl backend's library), and both backends must
 #: give the same verdict (spec section 5).  Add "any_extended_key_usage" here
 #: to follow RFC 5280's reading instead.
 SERVER_EKUS = frozenset({"server_auth"})
+#: The same for a TLS client certificate (``tlsd -y``), anyExtendedKeyUsage alike.
+CLIENT_EKUS = frozenset({"client_auth"})
+
+#: What differs between verifying a server's chain and a client's (spec section 6):
+#: (leaf keyUsage bits, EKU values, EKU name for messages).  The name check is
+#: the caller's business: a client certificate is never checked against a name.
+_PURPOSES = {
+    "server": (LEAF_KEY_USAGES, SERVER_EKUS, "serverAuth"),
+    "client": (CLIENT_LEAF_KEY_USAGES, CLIENT_EKUS, "clientAuth"),
+}
+
+_KU_NAMES = {
+    "digital_signature": "digitalSignature",
+    "key_encipherment": "keyEncipherment",
+    "key_agreement": "keyAgreement",
+}
 
 _HASHES = {
     "sha224": hashlib.sha224,
@@ -220,8 +238,10 @@ def _basic_constraints(c: _Cert) -> tuple[bool, int | None]:
     return bool(bc["ca"].native), bc["path_len_constraint"].native
 
 
-def _check_extensions(path: list[_Cert], anchor: _Cert | None) -> None:
+def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "server") -> None:
     """Critical extensions, CA flags, path lengths and key purposes (OpenSSL step 2).
+
+    ``peer`` ("server" or "client") is whose chain it is: it selects the purpose.
 
     ``path`` is leaf first and excludes the anchor; ``anchor`` is None when the
     leaf itself is trusted.  Issuers are ``path[1:]`` plus the anchor.
@@ -234,12 +254,14 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None) -> None:
                 f"unhandled critical extension ({', '.join(unknown)}) at depth {depth}",
                 "certificate_unknown",
             )
+    leaf_usages, ekus, eku_name = _PURPOSES[peer]
     leaf = everything[0]
     ku = leaf.cert.key_usage_value
-    if ku is not None and not (set(ku.native) & LEAF_KEY_USAGES):
+    if ku is not None and not (set(ku.native) & leaf_usages):
+        allowed = ", ".join(n for u, n in _KU_NAMES.items() if u in leaf_usages)
         raise ChainError(
-            "unsupported certificate purpose: keyUsage of the server certificate allows "
-            "none of digitalSignature, keyEncipherment, keyAgreement",
+            f"unsupported certificate purpose: keyUsage of the {peer} certificate allows "
+            f"none of {allowed}",
             "unsupported_certificate",
         )
     # plen: certificates below the issuer being checked that count against its
@@ -266,15 +288,16 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None) -> None:
             )
         if not _is_self_issued(c):
             plen += 1
-    # extendedKeyUsage: the leaf must allow serverAuth; so must intermediates
-    # that restrict their EKU (OpenSSL's rule); the anchor is trusted as is.
+    # extendedKeyUsage: the leaf must allow serverAuth (clientAuth); so must
+    # intermediates that restrict their EKU (OpenSSL's rule); the anchor is
+    # trusted as is.
     for depth, c in enumerate(path):
         eku = c.cert.extended_key_usage_value
-        if eku is not None and not (set(eku.native) & SERVER_EKUS):
+        if eku is not None and not (set(eku.native) & ekus):
             raise ChainError(
                 "unsupported certificate purpose: extendedKeyUsage of "
-                f"{'the server certificate' if depth == 0 else c.describe()} "
-                "does not allow serverAuth",
+                f"{f'the {peer} certificate' if depth == 0 else c.describe()} "
+                f"does not allow {eku_name}",
                 "unsupported_certificate",
             )
 
@@ -453,10 +476,17 @@ class TrustStore:
         chain_der: Sequence[bytes],
         server_name: str | None,
         at_time: datetime | None = None,
+        peer: str = "server",
     ) -> None:
-        """Accept ``chain_der`` (leaf first, as sent) or raise :class:`ChainError`."""
+        """Accept ``chain_der`` (leaf first, as sent) or raise :class:`ChainError`.
+
+        ``peer`` is "server" (serverAuth purpose) or "client" (clientAuth, for
+        ``tlsd -y``; callers pass no ``server_name`` then).
+        """
+        if peer not in _PURPOSES:
+            raise ValueError(f"peer must be 'server' or 'client', not {peer!r}")
         if not chain_der:
-            raise ChainError("the server sent no certificate", "bad_certificate")
+            raise ChainError(f"the {peer} sent no certificate", "bad_certificate")
         now = at_time if at_time is not None else datetime.now(timezone.utc)
         if now.tzinfo is None:
             now = now.replace(tzinfo=timezone.utc)
@@ -466,11 +496,11 @@ class TrustStore:
                 chain.append(_parse(der))
             except Exception:
                 raise ChainError(
-                    f"unable to parse the server's certificate at depth {depth}", "bad_certificate"
+                    f"unable to parse the {peer}'s certificate at depth {depth}", "bad_certificate"
                 ) from None
         try:
             path, anchor = _build(chain, self._anchors)
-            _check_extensions(path, anchor)
+            _check_extensions(path, anchor, peer)
             _check_security_level(path if anchor is not None else [])
             if server_name is not None:
                 _check_name(path[0], server_name)
