@@ -12,6 +12,7 @@ from .der import DERError, peer_cert_hash, subject_rfc4514
 from .engine import Engine, Interrupted, Settings
 from .exitcodes import Fatal
 from .log import Log
+from .names import is_dns_name, is_reference_name
 from .session import (
     Backend,
     ClientConfig,
@@ -64,6 +65,11 @@ def ssl_variables(facts: Facts) -> dict[str, str | None]:
             subject = subject_rfc4514(cert)
         except DERError as e:
             raise Fatal(exitcodes.TLS, f"peer certificate: {e}") from None
+    if facts.server_name is not None and not is_dns_name(facts.server_name):
+        # Only a server can receive one; every backend must refuse it the same way.
+        raise Fatal(
+            exitcodes.TLS, "handshake failed: the client sent an SNI that is not a DNS name"
+        )
     return {
         "SSL_PROTOCOL": facts.protocol,
         "SSL_CIPHER": facts.cipher,
@@ -75,6 +81,11 @@ def ssl_variables(facts: Facts) -> dict[str, str | None]:
 
 def run(opts: Options, log: Log) -> int:
     env = os.environ
+    if opts.servername is not None and not is_reference_name(opts.servername):
+        raise Fatal(
+            exitcodes.USAGE,
+            f"invalid servername {opts.servername!r}: not a DNS name or an IP address",
+        )
     check_fd(opts.read_fd, "network read fd")
     check_fd(opts.write_fd, "network write fd")
 

@@ -16,9 +16,10 @@ certificate is valid for a name.  The rules, deliberately strict:
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 
-__all__ = ["match_server_name", "parse_ip"]
+__all__ = ["is_dns_name", "is_reference_name", "match_server_name", "parse_ip"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -29,6 +30,30 @@ def parse_ip(name: str) -> IPAddress | None:
         return ipaddress.ip_address(name.strip("[]") if name.startswith("[") else name)
     except ValueError:
         return None
+
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+
+
+def is_dns_name(name: str) -> bool:
+    """A host name by RFC 1123 letters-digits-hyphen rules (one trailing dot allowed).
+
+    The same rule tlslite-ng applies to SNI, so that every backend and both
+    directions (-k sent, SNI received) accept exactly the same names.  An
+    all-numeric name could be mistaken for an address and is refused.
+    """
+    if not name or not name.isascii():
+        return False
+    if name.endswith("."):
+        name = name[:-1]
+    if not name or len(name) > 253 or re.fullmatch(r"[0-9.]+", name):
+        return False
+    return all(_LABEL.match(label) for label in name.split("."))
+
+
+def is_reference_name(name: str) -> bool:
+    """Can ``name`` be what a certificate is checked against: an IP address or a DNS name?"""
+    return parse_ip(name) is not None or is_dns_name(name)
 
 
 def _ip_from_san(value: bytes | str | IPAddress) -> IPAddress | None:
@@ -72,7 +97,7 @@ def match_server_name(
     wanted_ip = parse_ip(name)
     if wanted_ip is not None:
         return any(_ip_from_san(v) == wanted_ip for v in ip_addresses)
+    if not is_dns_name(name):
+        return False  # a wildcard, a space or a newline in the name we check matches nothing
     wanted = _normalise(name)
-    if not wanted or any(not label for label in wanted.split(".")):
-        return False
     return any(_dns_match(pattern, wanted) for pattern in dns_names)
