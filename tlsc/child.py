@@ -76,9 +76,13 @@ class Child:
         self._exec_errors = -1
         if report:
             self.wait()
-            code, _, _ = report.partition(b":")
+            code, _, stage = report.partition(b":")
             err = int(code) if code.isdigit() else errno.ENOEXEC
-            raise Fatal(exitcodes.SYSTEM, f"unable to exec {argv[0]}: {os.strerror(err)}")
+            if stage == b"exec":
+                raise Fatal(exitcodes.SYSTEM, f"unable to exec {argv[0]}: {os.strerror(err)}")
+            raise Fatal(
+                exitcodes.SYSTEM, f"unable to prepare prog's descriptors: {os.strerror(err)}"
+            )
 
     def abandon(self) -> None:
         """The handshake failed: the child exits without executing prog."""
@@ -149,6 +153,8 @@ def _enlarge(fd: int) -> None:
 def _child(
     argv: Sequence[str], rfd: int, wfd: int, pin: int, pout: int, ctl: int, err: int
 ) -> None:  # pragma: no cover - child side
+    report = err  # always a valid descriptor for telling the parent what failed
+    stage = "setup"
     try:
         for sig in (*FORWARDED, signal.SIGPIPE, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
@@ -157,7 +163,7 @@ def _child(
         pin = fcntl.fcntl(pin, fcntl.F_DUPFD_CLOEXEC, high)
         pout = fcntl.fcntl(pout, fcntl.F_DUPFD_CLOEXEC, high)
         ctl = fcntl.fcntl(ctl, fcntl.F_DUPFD_CLOEXEC, high)
-        err = fcntl.fcntl(err, fcntl.F_DUPFD_CLOEXEC, high)
+        err = report = fcntl.fcntl(err, fcntl.F_DUPFD_CLOEXEC, high)
         os.dup2(pin, rfd)
         os.dup2(pout, wfd)
         keep = sorted({0, 1, 2, rfd, wfd, ctl, err})
@@ -185,10 +191,14 @@ def _child(
             if item:
                 k, _, v = item.partition(b"=")
                 env[k] = v
+        stage = "exec"
+        os.execvpe(argv[0], list(argv), env)
+    except BaseException as e:
+        # Whatever failed before prog ran is reported, so that tlsc exits 111
+        # instead of passing a bare 127 off as prog's own exit code.
+        code = e.errno if isinstance(e, OSError) and e.errno else errno.EIO
         try:
-            os.execvpe(argv[0], list(argv), env)
-        except OSError as e:
-            os.write(err, f"{e.errno}:".encode())
-        os._exit(127)
-    except BaseException:
-        os._exit(127)
+            os.write(report, f"{code}:{stage}".encode())
+        except OSError:
+            pass
+    os._exit(127)

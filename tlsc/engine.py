@@ -55,6 +55,7 @@ from .session import Session, TLSError, Truncated, WriteClosed
 CHUNK = 65536  #: one read from any descriptor
 HIGH = 4 * CHUNK  #: a buffer at or above this stops its source
 RECORD = 16384  #: one TLS record's plaintext: what one session read can return
+LINGER = 2.0  #: seconds to drain the peer once prog is done, before closing anyway
 
 
 POLLIN = select.POLLIN
@@ -252,6 +253,7 @@ class Engine:
         self.discarding_up = False  # the session cannot send any more
         self.up_closed = False  # our write side shut
         self.close_pending = False  # shut the write side once self.up is flushed
+        self.linger_until: float | None = None  # draining a talkative peer at the end
 
         def forward(signum: int, frame: object) -> None:
             self.child.kill(signum)
@@ -265,15 +267,30 @@ class Engine:
                 pass
         except TLSError as e:
             return self._fail(e)
+        except Fatal:
+            # A system call failed: prog's pipes are closed and prog waited for,
+            # as after a TLS error, so that no prog outlives tlsc.
+            self._close_all()
+            self.child.wait()
+            raise
         return self._finish()
 
     def _done(self) -> bool:
-        return (
-            self.to_prog < 0
-            and self.up_closed
-            and self.from_prog < 0
-            and not (self.discard_down and not self.peer_ended)
-        )
+        if self.to_prog >= 0 or not self.up_closed or self.from_prog >= 0:
+            return False
+        if self.discard_down and not self.peer_ended:
+            # prog is done and our side is shut, but the peer still talks: drain
+            # it for a while, because closing a socket with unread data sends an
+            # RST, and an RST can destroy what the peer has not read of ours yet.
+            if self.linger_until is None:
+                self.linger_until = time.monotonic() + LINGER
+            return time.monotonic() >= self.linger_until
+        return True
+
+    def _poll_timeout(self) -> int | None:
+        if self.linger_until is None:
+            return None
+        return max(1, int((self.linger_until - time.monotonic()) * 1000))
 
     def _step(self) -> bool:
         if self._done():
@@ -294,7 +311,7 @@ class Engine:
         if not self.registered:
             # Nothing can make progress: only a bug gets here; never spin or hang.
             raise Fatal(exitcodes.SYSTEM, "internal error: relay stalled")
-        for fd, ev in self.poller.poll():
+        for fd, ev in self.poller.poll(self._poll_timeout()):
             if fd == self.net_r and want_net:
                 self._read_net()
             elif fd == self.net_w and self.up:
@@ -335,6 +352,15 @@ class Engine:
                 if self.cfg.enforce_close_notify:
                     raise
                 self.log.info("peer closed the connection without close_notify")
+                self._peer_end(clean=False)
+                return
+            except TLSError as e:
+                if not (self.discard_down and self.up_closed):
+                    raise
+                # Nobody wants the peer's data any more and all of ours is sent: an
+                # error now (typically a TLS 1.2 server answering our bare half-close
+                # with an alert) loses nothing, so it ends the session, not tlsc.
+                self.log.info(f"peer after the end of the session: {e}")
                 self._peer_end(clean=False)
                 return
             self._drain_session_output()
@@ -395,11 +421,15 @@ class Engine:
                 self._pump()
 
     def _prog_gone(self) -> None:
-        """prog closed its fd 6: nothing more to deliver, so stop reading the network."""
+        """prog closed its fd 6: nothing more to deliver; the network is drained, not left."""
         if self.down:
             self.log.info(f"prog closed its input: {len(self.down)} bytes not delivered")
         self.down.clear()
-        self._end_down()
+        self.discard_down = not self.peer_ended
+        if self.to_prog >= 0:
+            self.to_prog = self._close(self.to_prog)
+        if self.backlog:
+            self._pump()
 
     def _end_down(self) -> None:
         if self.to_prog >= 0:
@@ -443,7 +473,7 @@ class Engine:
         if self.cfg.close_notify_on_eof:
             # -S: end the session; records still arriving are drained, not delivered.
             self._send_close_notify()
-            self.discard_down = self.to_prog >= 0 and not self.peer_ended
+            self.discard_down = not self.peer_ended
             self.down.clear()
             if self.to_prog >= 0:
                 self.to_prog = self._close(self.to_prog)
