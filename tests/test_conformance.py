@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import subprocess
 import sys
 
 import pytest
 
-from tlsc.session import ProtocolError, Truncated
-from tlsc.testing import harness, live, memory
+from tlsc.session import AlertReceived, ProtocolError, Truncated
+from tlsc.testing import harness, live, memory, tlsdpeers
 from tlsc.testing.pathcases import cases
 
 BACKENDS = ["openssl", "tlslite"]
+
+# These tests compare the project's two backends with each other, so they need
+# both; tox's one-backend environments run the conformance stubs in backends/.
+pytestmark = pytest.mark.skipif(
+    not {"openssl", "tlslite"} <= set(importlib.metadata.entry_points(group="tlsc.backends").names),
+    reason="comparing the two shipped backends needs both installed",
+)
 
 
 def test_battery_is_big_and_covers_both_verdicts() -> None:
@@ -72,16 +80,34 @@ def test_command_json_exit_0() -> None:
     doc = json.loads(proc.stdout)
     assert doc["ok"] is True and doc["counts"]["fail"] == 0
     assert {c["backend"] for c in doc["cells"]} == set(BACKENDS)
-    assert {"verify", "pyopenssl-memory", "openssl-s_server", "gnutls-serv", "python-ssl"} <= {
-        c["peer"] for c in doc["cells"]
-    }
+    servers = [n for n in BACKENDS if harness.get_backend(n).info().capabilities.server]
+    assert "openssl" in servers
+    tlsd_peers = {f"tlsd-{n}" for n in servers}
+    assert {"verify", "pyopenssl-memory", "openssl-s_server", "gnutls-serv", "python-ssl",
+            *tlsd_peers} <= {c["peer"] for c in doc["cells"]}
     names = {c["scenario"] for c in doc["cells"]}
     for want in ("gnutls-serv/sni-dns-name", "openssl-s_server/sni-none-for-ip",
                  "openssl-s_server/peer-close-notify-is-clean", "gnutls-serv/half-close-TLSv1.3",
                  "python-ssl/garbage-in-handshake", "python-ssl/garbage-after-handshake",
                  "python-ssl/handshake-timeout", "python-ssl/bulk-echo-TLSv1.3"):
         assert want in names, want
-    assert doc["seconds"] < 50
+    # Every client backend against every backend's server side (a real tlsd), all green:
+    # both backends declare every capability these scenarios need, so nothing is excused.
+    tlsd_cells = [c for c in doc["cells"] if c["peer"] in tlsd_peers]
+    battery = ("echo-TLSv1.3-RSA", "echo-TLSv1.3-ECDSA", "sni-dns-name", "sni-none-for-ip",
+               "client-cert-required-present", "client-cert-required-absent",
+               "peer-close-notify-after-prog-exit", "bulk-echo-TLSv1.3")
+    assert {(c["backend"], c["scenario"]) for c in tlsd_cells} == {
+        (b, f"{p}/{s}") for b in BACKENDS for p in tlsd_peers for s in battery
+    }
+    assert {c["status"] for c in tlsd_cells} == {"pass"}, [
+        c for c in tlsd_cells if c["status"] != "pass"
+    ]
+    # Refused for lack of a client certificate: the same way, whichever pair.
+    refusals = {c["detail"].split(" (")[0] for c in tlsd_cells
+                if c["scenario"].endswith("/client-cert-required-absent")}
+    assert refusals == {"AlertReceived at the first read"}, refusals
+    assert doc["seconds"] < 60
 
 
 def test_command_exits_nonzero_when_a_backend_is_broken(
@@ -181,11 +207,11 @@ def _no_sni(config: object) -> object:
 
 
 def _live_failures(backend: object, *names: str) -> set[str]:
-    todo = [s for s in live.SCENARIOS if s.name in names]
+    todo = [s for s in (*live.SCENARIOS, *tlsdpeers.scenarios()) if s.name in names]
     assert len(todo) == len(names), "a scenario was renamed"
     cells = []
     for peer in {s.peer for s in todo}:
-        if live.missing_peer(peer):
+        if peer in live.BINARIES and live.missing_peer(peer):
             pytest.skip(live.missing_peer(peer))
         cells += harness.run_scenarios([backend], [s for s in todo if s.peer == peer], peer)
     return {c.scenario for c in cells if not c.ok}
@@ -229,3 +255,51 @@ def test_live_handshake_timeout_is_a_timeout_not_an_error() -> None:
 
     b = _Wrapped(harness.get_backend("openssl"), Refusing)
     assert _live_failures(b, "python-ssl/handshake-timeout") == {"python-ssl/handshake-timeout"}
+
+
+# -- the server side: every backend's tlsd ---------------------------------------
+
+
+def _tlsd(scenario: str) -> tuple[str, ...]:
+    peers = tlsdpeers.peers()
+    assert "tlsd-openssl" in peers
+    return tuple(f"{p}/{scenario}" for p in peers)
+
+
+def test_tlsd_peers_follow_the_server_capability() -> None:
+    want = [n for n in harness.backend_names()
+            if harness.get_backend(n).info().capabilities.server]
+    assert tlsdpeers.server_backends() == tuple(want)
+    assert {s.peer for s in tlsdpeers.scenarios()} == {f"tlsd-{n}" for n in want}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_tlsd_missing_sni_turns_red(name: str) -> None:
+    b = _Wrapped(harness.get_backend(name), _Proxy, _no_sni)
+    names = _tlsd("sni-dns-name")
+    assert _live_failures(b, *names) == set(names)
+
+
+def test_tlsd_sni_cells_green_unwrapped() -> None:
+    names = _tlsd("sni-dns-name") + _tlsd("sni-none-for-ip")
+    assert _live_failures(harness.get_backend("openssl"), *names) == set()
+
+
+def test_tlsd_close_notify_mapped_to_truncated_turns_red() -> None:
+    b = _Wrapped(harness.get_backend("openssl"), _CloseNotifyIsTruncated)
+    names = _tlsd("peer-close-notify-after-prog-exit")
+    assert _live_failures(b, *names) == set(names)
+
+
+class _AlertIsClose(_Proxy):
+    def read(self, n: int) -> bytes | None:
+        try:
+            return self.inner.read(n)  # type: ignore[attr-defined,no-any-return]
+        except AlertReceived:
+            return b""
+
+
+def test_tlsd_swallowed_refusal_turns_red() -> None:
+    b = _Wrapped(harness.get_backend("openssl"), _AlertIsClose)
+    names = _tlsd("client-cert-required-absent")
+    assert _live_failures(b, *names) == set(names)

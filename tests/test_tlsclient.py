@@ -469,15 +469,17 @@ def test_connect_falls_back_to_the_next_address(monkeypatch, closed_port):
 TLSD = [sys.executable, "-c", "from tlsc.tlsd import main; main()"]
 
 
-@pytest.fixture
-def tlsd_server(backend, pki):
-    """One connection on 127.0.0.1 served by ``tlsd`` (stdin/stdout = the socket), as a
-    tcpserver would start it; ``result()`` gives tlsd's exit code and stderr."""
+@pytest.fixture(params=["127.0.0.1", "::1"])
+def tlsd_server(request, backend, pki):
+    """One connection on 127.0.0.1 or ::1 served by ``tlsd`` (stdin/stdout = the socket),
+    as a tcpserver would start it; ``result()`` gives tlsd's exit code and stderr."""
     import subprocess
     import threading
 
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    lsock.bind(("127.0.0.1", 0))
+    address = request.param
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    lsock = socket.socket(family, socket.SOCK_STREAM)
+    lsock.bind((address, 0))
     lsock.listen(1)
     lsock.settimeout(20)
     state: dict = {}
@@ -512,6 +514,10 @@ def tlsd_server(backend, pki):
 
     class Server:
         port = lsock.getsockname()[1]
+        # a name over IPv4 (checked and sent as SNI); the address itself over IPv6
+        # (checked against the ::1 IP SAN, no SNI)
+        host = "localhost" if family == socket.AF_INET else address
+        sni = "localhost" if family == socket.AF_INET else ""
 
         @staticmethod
         def result() -> dict:
@@ -530,15 +536,15 @@ def test_tlsclient_to_tlsd(tlsc, tlsd_server, probe):
     r = run(
         tlsc,
         [
-            "localhost",
+            tlsd_server.host,
             tlsd_server.port,
             *p.argv("write:hello\\n", "readline", "closew", "readall", "env"),
         ],
     )
     assert_ok(r)
     rep = p.report()
-    assert rep["lines"] == ["tlsd got hello sni=localhost\n"]
-    assert rep["env"]["SSL_TLS_SNI_SERVERNAME"] == "localhost"
+    assert rep["lines"] == [f"tlsd got hello sni={tlsd_server.sni}\n"]
+    assert rep["env"].get("SSL_TLS_SNI_SERVERNAME", "") == tlsd_server.sni
     assert rep["env"]["TCPREMOTEPORT"] == str(tlsd_server.port)
     res = tlsd_server.result()
     assert res.get("rc") == 0, res

@@ -1,9 +1,11 @@
 """``tlsc-conformance``: prove that installed backends behave as spec section 5 demands.
 
 Runs the path-validation battery, the in-memory handshake scenarios and the
-real-peer scenarios (``openssl s_server``, ``gnutls-serv``) for the named or
-all installed backends, prints a matrix (rows: scenarios, columns: backend ×
-peer) and a one-line verdict.  Exit 0 only when every cell not excused by a
+real-peer scenarios (``openssl s_server``, ``gnutls-serv``, a stdlib ``ssl``
+peer, and ``tlsd-<backend>``: a real ``tlsd`` per connection for every
+installed backend declaring the server role) for the named or all installed
+backends, prints a matrix (rows: scenarios, columns: client backend × peer)
+and a one-line verdict.  Exit 0 only when every cell not excused by a
 capability the backend declares passes; 1 otherwise; 100 on bad usage.
 """
 

@@ -175,13 +175,13 @@ def run_scenarios(backends: Sequence[Backend], scenarios: Sequence[Any], peer: s
                 continue
             t0 = time.perf_counter()
             try:
-                s.run(b)
+                said = s.run(b)
             except AssertionError as e:
                 status, detail = FAIL, str(e) or "assertion failed"
             except Exception as e:
                 status, detail = FAIL, f"{type(e).__name__}: {e}"
-            else:
-                status, detail = PASS, ""
+            else:  # a scenario may return a note on what it saw (kept as the detail)
+                status, detail = PASS, said if isinstance(said, str) else ""
             cells.append(Cell(s.name, b.name, peer, status, detail, time.perf_counter() - t0))
     return cells
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from tlsc.session import (
     AlertReceived,
@@ -180,6 +181,12 @@ def start(peer: str, kind: str, version: str, *, require_client_cert: bool = Fal
     return Server(argv, port)
 
 
+class Listening(Protocol):
+    """Any peer listening on 127.0.0.1 (``tlsdpeers.TlsdPeer`` among them)."""
+
+    port: int
+
+
 class Link:
     """A session over a connected socket: the core's poll loop, reduced to what tests need."""
 
@@ -255,7 +262,7 @@ class Link:
 
 def drive(
     backend: Backend,
-    server: Server | PyPeer,
+    server: Server | PyPeer | Listening,
     *,
     client_cert: bool = False,
     config: ClientConfig | None = None,
@@ -356,8 +363,10 @@ def tls_accept(conn: socket.socket) -> tuple[ssl.SSLObject, ssl.MemoryBIO]:
 class LiveScenario:
     name: str
     peer: str
-    run: Callable[[Backend], None]
+    run: Callable[[Backend], object]
     needs: dict[str, object] = field(default_factory=dict)
+    #: Capabilities the *server* backend must declare (``tlsd-<backend>`` peers only).
+    server_needs: dict[str, object] = field(default_factory=dict)
 
 
 def _echo(
@@ -636,6 +645,37 @@ def _handshake_timeout(backend: Backend) -> None:
     assert cpu < SHORT_TIMEOUT * 0.8, f"{cpu:.2f}s CPU while waiting {wall:.2f}s (spinning)"
 
 
+def _pump(link: Link, n: int) -> None:
+    """``n`` bytes through an echoing peer, both ways at once, checked by sha256."""
+    payload = hashlib.shake_256(b"tlsc bulk").digest(n)
+    sent = received = 0
+    digest = hashlib.sha256()
+    out = bytearray()
+    deadline = time.monotonic() + 30.0
+    while received < n:
+        while sent < n and len(out) < 256 << 10:
+            link.s.write(payload[sent : sent + 16384])
+            sent = min(n, sent + 16384)
+            out += link.s.data_to_send()
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out: sent {sent}, echoed {received} of {n}"
+        r, w, _ = select.select([link.sock], [link.sock] if out else [], [], left)
+        if w:
+            del out[: link.sock.send(out)]
+        if r:
+            data = link.sock.recv(65536)
+            assert data, f"server closed after echoing {received} of {n} bytes"
+            link.s.receive_data(data)
+            while (chunk := link.s.read(65536)) is not None:
+                assert chunk != b"", f"close_notify after {received} of {n} bytes"
+                digest.update(chunk)
+                received += len(chunk)
+            out += link.s.data_to_send()
+    assert received == n, f"echoed {received} bytes, sent {n}"
+    want = hashlib.sha256(payload).hexdigest()
+    assert digest.hexdigest() == want, "echoed data differs (sha256)"
+
+
 def _bulk(version: str) -> Callable[[Backend], None]:
     """Bulk data both ways at once through a stdlib ssl echo server, checked by sha256."""
 
@@ -654,33 +694,7 @@ def _bulk(version: str) -> Callable[[Backend], None]:
         try:
             link = drive(backend, srv)
             assert link.s.facts().protocol == version, f"protocol {link.s.facts().protocol!r}"
-            payload = hashlib.shake_256(b"tlsc bulk").digest(n)
-            sent = received = 0
-            digest = hashlib.sha256()
-            out = bytearray()
-            deadline = time.monotonic() + 30.0
-            while received < n:
-                while sent < n and len(out) < 256 << 10:
-                    link.s.write(payload[sent : sent + 16384])
-                    sent = min(n, sent + 16384)
-                    out += link.s.data_to_send()
-                left = deadline - time.monotonic()
-                assert left > 0, f"timed out: sent {sent}, echoed {received} of {n}"
-                r, w, _ = select.select([link.sock], [link.sock] if out else [], [], left)
-                if w:
-                    del out[: link.sock.send(out)]
-                if r:
-                    data = link.sock.recv(65536)
-                    assert data, f"server closed after echoing {received} of {n} bytes"
-                    link.s.receive_data(data)
-                    while (chunk := link.s.read(65536)) is not None:
-                        assert chunk != b"", f"close_notify after {received} of {n} bytes"
-                        digest.update(chunk)
-                        received += len(chunk)
-                    out += link.s.data_to_send()
-            assert received == n, f"echoed {received} bytes, sent {n}"
-            want = hashlib.sha256(payload).hexdigest()
-            assert digest.hexdigest() == want, "echoed data differs (sha256)"
+            _pump(link, n)
             link.close()
         finally:
             srv.stop()
@@ -721,7 +735,8 @@ SCENARIOS = _scenarios()
 
 
 def run_live(backends: Sequence[Backend]) -> list:
-    """Every live scenario whose server binary is present, for every backend."""
+    """Every live scenario whose server binary is present, for every backend;
+    then every backend against every backend's server side (``tlsd-<backend>``)."""
     from .harness import EXCUSED, Cell, run_scenarios
 
     cells = []
@@ -732,4 +747,6 @@ def run_live(backends: Sequence[Backend]) -> list:
             cells += [Cell(s.name, b.name, peer, EXCUSED, why) for b in backends for s in todo]
         else:
             cells += run_scenarios(backends, todo, peer)
-    return cells
+    from .tlsdpeers import run_tlsd
+
+    return cells + run_tlsd(backends)
