@@ -10,9 +10,10 @@ out of here prints a traceback.
 
 from __future__ import annotations
 
+import copy
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import click
 
@@ -173,7 +174,65 @@ def command(
         raise click.UsageError("-6 and -7 must differ")
     if servername is not None and (not servername or "\0" in servername):
         raise click.UsageError("-k needs a non-empty name")
-    opts = Options(
+    opts = build_options(
+        prog,
+        backend=backend,
+        close_notify=close_notify,
+        enforce=enforce,
+        no_client_cert=no_client_cert,
+        keep_env=keep_env,
+        verbosity=verbosity,
+        kimeout=kimeout,
+        servername=servername,
+        read_fd=rfd,
+        write_fd=wfd,
+        verify=not no_verify_cert,
+    )
+    return run(opts, Log("tlsc", verbosity))
+
+
+#: The options every command of ours shares with tlsc, by click parameter name.
+COMMON = (
+    "backend",
+    "close_notify",
+    "enforce",
+    "no_client_cert",
+    "keep_env",
+    "verbosity",
+    "kimeout",
+)
+
+
+def reuse_params(names: Sequence[str], helps: Mapping[str, str] | None = None) -> list:
+    """tlsc's own option objects for tlsd and tlsclient: same names, same parsing.
+
+    ``helps`` replaces the help text of some of them (on a copy, never tlsc's).
+    """
+    by_name = {p.name: p for p in command.params}
+    out = []
+    for name in names:
+        param = by_name[name]
+        if helps and name in helps:
+            param = copy.copy(param)
+            param.help = helps[name]
+        out.append(param)
+    return out
+
+
+def build_options(
+    prog: Sequence[str],
+    *,
+    backend: str | None,
+    close_notify: bool,
+    enforce: bool,
+    no_client_cert: bool,
+    keep_env: bool,
+    verbosity: int,
+    kimeout: int,
+    **rest: object,
+) -> Options:
+    """:class:`Options` from the values of the :data:`COMMON` options plus command-specific ones."""
+    return Options(
         prog=prog,
         backend=backend,
         close_notify_on_eof=close_notify,
@@ -182,12 +241,8 @@ def command(
         keep_env=keep_env,
         verbosity=verbosity,
         handshake_timeout_ms=kimeout,
-        servername=servername,
-        read_fd=rfd,
-        write_fd=wfd,
-        verify=not no_verify_cert,
+        **rest,  # type: ignore[arg-type]
     )
-    return run(opts, Log("tlsc", verbosity))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -18,7 +18,6 @@ is tlsc's own exit code, with lines prefixed ``tlsclient:``.
 
 from __future__ import annotations
 
-import copy
 import os
 import socket
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from collections.abc import Sequence
 import click
 
 from . import __version__, cli, exitcodes
-from .client import Options, run
+from .client import run
 from .exitcodes import Fatal
 from .log import Log
 from .session import is_ip_address
@@ -40,44 +39,20 @@ UCSPI_SET = ("PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPOR
 UCSPI_CLEARED = ("TCPREMOTEHOST", "TCPREMOTEINFO", "TCPLOCALHOST")
 
 #: tlsc's own options, reused as they are (same names, same meaning); only the help
-#: of -k changes, to say what the default is here.
-_TLSC_PARAMS = {p.name: p for p in cli.command.params}
-_SHARED = (
-    "backend",
-    "close_notify",
-    "enforce",
-    "no_client_cert",
-    "keep_env",
-    "verbosity",
-    "kimeout",
-    "servername",
-    "rfd",
-    "wfd",
-    "no_verify_cert",
-    "list_backends",
-    "show_version",
-)
+#: of -k and -6/-7 changes, to say what they mean here.
+_OWN = ("servername", "rfd", "wfd", "no_verify_cert", "list_backends", "show_version")
+_HELP = {
+    "servername": "Require a server certificate valid for NAME (DNS name or IP address); "
+    "a DNS name is also sent as SNI.  Default: HOST, unless -H.",
+    "rfd": "Put the connection on this read fd instead of 6; "
+    "prog gets its cleartext pipe on the same number.",
+    "wfd": "Put the connection on this write fd instead of 7; "
+    "prog gets its cleartext pipe on the same number.",
+}
 
 
 def _shared_params() -> list[click.Parameter]:
-    params = []
-    for name in _SHARED:
-        p = _TLSC_PARAMS[name]
-        if name == "servername":
-            p = copy.copy(p)
-            p.help = (
-                "Require a server certificate valid for NAME (DNS name or IP address); "
-                "a DNS name is also sent as SNI.  Default: HOST, unless -H."
-            )
-        elif name in ("rfd", "wfd"):
-            p = copy.copy(p)
-            which = "read" if name == "rfd" else "write"
-            p.help = (
-                f"Put the connection on this {which} fd instead of "
-                f"{p.default}; prog gets its cleartext pipe on the same number."
-            )
-        params.append(p)
-    return params
+    return cli.reuse_params((*cli.COMMON, *_OWN), _HELP)
 
 
 _ENVIRONMENT_SET = (
@@ -280,15 +255,9 @@ def command(**kw) -> int:
     for name in UCSPI_CLEARED:
         os.environ.pop(name, None)
     os.environ.update(ucspi)
-    opts = Options(
-        prog=prog,
-        backend=kw["backend"],
-        close_notify_on_eof=kw["close_notify"],
-        enforce_close_notify=kw["enforce"],
-        client_cert=not kw["no_client_cert"],
-        keep_env=kw["keep_env"],
-        verbosity=verbosity,
-        handshake_timeout_ms=kw["kimeout"],
+    opts = cli.build_options(
+        prog,
+        **{name: kw[name] for name in cli.COMMON},
         servername=servername,
         read_fd=rfd,
         write_fd=wfd,

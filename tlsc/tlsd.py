@@ -9,30 +9,16 @@ changes meaning: -y requires a client certificate valid under CADIR/CAFILE.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import click
 
 from . import __version__, cli
-from .client import Options
 from .log import Log
 from .server import NET_READ_FD, NET_WRITE_FD, run
 
 NAME = "tlsd"
 
-_TLSC_PARAMS = {p.name: p for p in cli.command.params}
-_SHARED = (
-    "backend",
-    "close_notify",
-    "enforce",
-    "no_client_cert",
-    "keep_env",
-    "verbosity",
-    "kimeout",
-    "list_backends",
-    "show_version",
-)
 _HELP = {
     "no_client_cert": "-Y (default): ask for no client certificate; "
     "-y: require one, valid under CADIR/CAFILE (clientAuth), else exit 98.",
@@ -40,17 +26,10 @@ _HELP = {
 
 
 def _params() -> list[click.Parameter]:
-    params = []
-    for name in _SHARED:
-        p = _TLSC_PARAMS[name]
-        if name in _HELP:
-            p = copy.copy(p)
-            p.help = _HELP[name]
-        params.append(p)
-    params.append(
-        click.Argument(["prog"], nargs=-1, type=click.UNPROCESSED, metavar="[--] PROG...")
-    )
-    return params
+    return [
+        *cli.reuse_params((*cli.COMMON, "list_backends", "show_version"), _HELP),
+        click.Argument(["prog"], nargs=-1, type=click.UNPROCESSED, metavar="[--] PROG..."),
+    ]
 
 
 _ENVIRONMENT = (
@@ -91,15 +70,15 @@ def _callback(
         return cli.list_backends()
     if not prog:
         raise click.UsageError("missing prog")
-    opts = Options(
-        prog=prog,
+    opts = cli.build_options(
+        prog,
         backend=backend,
-        close_notify_on_eof=close_notify,
-        enforce_close_notify=enforce,
-        client_cert=not no_client_cert,
+        close_notify=close_notify,
+        enforce=enforce,
+        no_client_cert=no_client_cert,
         keep_env=keep_env,
         verbosity=verbosity,
-        handshake_timeout_ms=kimeout,
+        kimeout=kimeout,
         read_fd=NET_READ_FD,
         write_fd=NET_WRITE_FD,
     )
