@@ -17,7 +17,8 @@ one object satisfying :class:`Backend`.  The core calls::
 
 and then drives ``s`` with these calls, **draining** :meth:`Session.data_to_send`
 after every one of them, *including calls that raised*: a fatal alert is
-ciphertext too, and the peer deserves to read it.
+ciphertext too, and the peer deserves to read it.  (A run of ``read`` calls
+is drained once at its end: nothing waits in between.)
 
 ``receive_data(data)``
     Ciphertext that arrived from the network.  ``b""`` means the network
@@ -66,7 +67,7 @@ ciphertext too, and the peer deserves to read it.
     Valid once the handshake is complete.
 
 Who bounds the buffers: the core.  It feeds ``receive_data`` at most one read
-(64 KiB) at a time and only when it has room for the plaintext that may come
+(128 KiB) at a time and only when it has room for the plaintext that may come
 out of it, and it pulls plaintext with ``read`` only while prog's pipe buffer
 has room.  A backend buffers at most what it was given.
 
