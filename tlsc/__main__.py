@@ -1,3 +1,3 @@
-from .cli import main
+from .quick import tlsc_main
 
-main()
+tlsc_main()

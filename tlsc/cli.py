@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import copy
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 
 import click
 
 from . import __version__, exitcodes, registry
-from .client import Options, run
-from .exitcodes import Fatal
+from .client import build_options, run
 from .log import Log
+from .quick import guarded, tlsc_usage_problem
 
 _ENVIRONMENT = (
     ("CADIR", "directory of trust anchors, DER or PEM, any file names (wins)"),
@@ -168,12 +167,9 @@ def command(
         return globals()["list_backends"]()
     if not prog:
         raise click.UsageError("missing prog")
-    if rfd < 3 or wfd < 3:
-        raise click.UsageError("-6 and -7 take descriptors >= 3")
-    if rfd == wfd:
-        raise click.UsageError("-6 and -7 must differ")
-    if servername is not None and (not servername or "\0" in servername):
-        raise click.UsageError("-k needs a non-empty name")
+    problem = tlsc_usage_problem(rfd=rfd, wfd=wfd, servername=servername)
+    if problem:
+        raise click.UsageError(problem)
     opts = build_options(
         prog,
         backend=backend,
@@ -219,32 +215,6 @@ def reuse_params(names: Sequence[str], helps: Mapping[str, str] | None = None) -
     return out
 
 
-def build_options(
-    prog: Sequence[str],
-    *,
-    backend: str | None,
-    close_notify: bool,
-    enforce: bool,
-    no_client_cert: bool,
-    keep_env: bool,
-    verbosity: int,
-    kimeout: int,
-    **rest: object,
-) -> Options:
-    """:class:`Options` from the values of the :data:`COMMON` options plus command-specific ones."""
-    return Options(
-        prog=prog,
-        backend=backend,
-        close_notify_on_eof=close_notify,
-        enforce_close_notify=enforce,
-        client_cert=not no_client_cert,
-        keep_env=keep_env,
-        verbosity=verbosity,
-        handshake_timeout_ms=kimeout,
-        **rest,  # type: ignore[arg-type]
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(run_command(command, "tlsc", argv))
 
@@ -252,32 +222,23 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run_command(cmd: click.Command, name: str, argv: Sequence[str] | None) -> int:
     """Run a click command of ours (tlsc, tlsd) and turn every outcome into an exit code.
 
-    Usage errors are one ``NAME: fatal: usage: ...`` line and 100; a
-    :class:`Fatal` is its own line and code; nothing prints a traceback.
+    Usage errors are one ``NAME: fatal: usage: ...`` line and 100; the rest is
+    :func:`tlsc.quick.guarded`'s.
     """
-    # stderr carries our own lines only (spec section 4): a library's
-    # DeprecationWarning about some certificate in a CA bundle is not one of them.
-    warnings.simplefilter("ignore")
-    log = Log(name, 1)
-    try:
-        code = cmd.main(
-            args=list(sys.argv[1:] if argv is None else argv),
-            prog_name=name,
-            standalone_mode=False,
-        )
-    except click.exceptions.Exit as e:
-        code = e.exit_code
-    except click.exceptions.Abort:
-        code = 128 + 2
-    except click.ClickException as e:
-        log.fatal(f"usage: {e.format_message()} (see {name} --help)")
-        code = exitcodes.USAGE
-    except Fatal as e:
-        log.fatal(e.message)
-        code = e.code
-    except KeyboardInterrupt:
-        code = 128 + 2
-    except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
-        log.fatal(f"internal error: {type(e).__name__}: {e}")
-        code = exitcodes.SYSTEM
-    return code if isinstance(code, int) else 0
+
+    def body(log: Log) -> int:
+        try:
+            return cmd.main(
+                args=list(sys.argv[1:] if argv is None else argv),
+                prog_name=name,
+                standalone_mode=False,
+            )
+        except click.exceptions.Exit as e:
+            return e.exit_code
+        except click.exceptions.Abort:
+            return 128 + 2
+        except click.ClickException as e:
+            log.fatal(f"usage: {e.format_message()} (see {name} --help)")
+            return exitcodes.USAGE
+
+    return guarded(name, body)

@@ -40,6 +40,32 @@ class Options:
     verify: bool = True
 
 
+def build_options(
+    prog: Sequence[str],
+    *,
+    backend: str | None,
+    close_notify: bool,
+    enforce: bool,
+    no_client_cert: bool,
+    keep_env: bool,
+    verbosity: int,
+    kimeout: int,
+    **rest: object,
+) -> Options:
+    """:class:`Options` from the :data:`tlsc.cli.COMMON` options plus command-specific ones."""
+    return Options(
+        prog=prog,
+        backend=backend,
+        close_notify_on_eof=close_notify,
+        enforce_close_notify=enforce,
+        client_cert=not no_client_cert,
+        keep_env=keep_env,
+        verbosity=verbosity,
+        handshake_timeout_ms=kimeout,
+        **rest,  # type: ignore[arg-type]
+    )
+
+
 def check_fd(fd: int, what: str) -> None:
     try:
         os.fstat(fd)

@@ -33,8 +33,12 @@ def console_script(name: str) -> list[str]:
     found = shutil.which(name)
     if found:
         return [found]
-    module = {"tlsd": "tlsc.tlsd", "tlsclient": "tlsc.tlsclient", "tlsc": "tlsc.cli"}[name]
-    return [sys.executable, "-c", f"from {module} import main; main()"]
+    module, func = {
+        "tlsd": ("tlsc.quick", "tlsd_main"),
+        "tlsclient": ("tlsc.tlsclient", "main"),
+        "tlsc": ("tlsc.quick", "tlsc_main"),
+    }[name]
+    return [sys.executable, "-c", f"from {module} import {func}; {func}()"]
 
 
 def raise_nofile(want: int = 8192) -> int:

@@ -106,7 +106,7 @@ CHECKED_TLSC = textwrap.dedent(
     import json, os, sys
     verdict_path = sys.argv[1]
     parent = os.getpid()
-    from tlsc.cli import main
+    from tlsc.quick import tlsc_main as main
     try:
         main(sys.argv[2:])
         code = 0
@@ -419,7 +419,7 @@ def test_importing_core_and_backend_loads_no_crypto_library():
     code = textwrap.dedent(
         """\
         import json, sys
-        import tlsc, tlsc.cli, tlsc.client, tlsc.engine, tlsc_tlslite
+        import tlsc, tlsc.cli, tlsc.client, tlsc.engine, tlsc.quick, tlsc_tlslite
         print(json.dumps(sorted(m for m in sys.modules
                                 if m.split(".")[0] in ("cryptography", "OpenSSL"))))
         """

@@ -1,0 +1,236 @@
+"""The command lines of tlsc and tlsd read without click, for the hot path.
+
+tlsc and tlsd run once per connection, so their start-up is latency that
+every connection pays.  Importing click costs more than everything else the
+core imports (bench/: ~12 ms of the ~20 ms allowed above the backend's own
+import), and a real command line needs none of it.
+
+This parser is deliberately partial.  It knows the options of a table, in
+the forms click accepts (``-S``, clusters like ``-Sj``, ``-v 2``, ``-v2``,
+``--verbosity 2``, ``--verbosity=2``, ``--`` and the first non-option word
+starting prog), and it answers ``None`` to anything it is not sure of: --help,
+--version, --list-backends, an unknown option, a value that is not plain
+digits, a value starting with ``-``, a usage error.  ``None`` hands the
+command line to click (:mod:`tlsc.cli`), which then does everything, errors
+and help included.  So the two cannot disagree on anything but what this
+module accepts, and ``tests/test_quick.py`` checks that for generated command
+lines against click's own parse, option table included.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+from . import exitcodes
+from .exitcodes import Fatal
+from .log import Log
+
+Values = dict[str, object]
+
+#: Flag words: word -> (parameter, value).  The parameter names are click's.
+COMMON_FLAGS: dict[str, tuple[str, bool]] = {
+    "-S": ("close_notify", True),
+    "--close-notify": ("close_notify", True),
+    "-s": ("close_notify", False),
+    "--no-close-notify": ("close_notify", False),
+    "-J": ("enforce", True),
+    "--enforce-close-notify": ("enforce", True),
+    "-j": ("enforce", False),
+    "--no-enforce-close-notify": ("enforce", False),
+    "-Y": ("no_client_cert", True),
+    "--no-client-cert": ("no_client_cert", True),
+    "-y": ("no_client_cert", False),
+    "--client-cert": ("no_client_cert", False),
+    "-Z": ("keep_env", True),
+    "--keep-env": ("keep_env", True),
+    "-z": ("keep_env", False),
+    "--no-keep-env": ("keep_env", False),
+}
+#: Words taking a value: word -> (parameter, kind); kind "str" or "uint".
+COMMON_VALUES: dict[str, tuple[str, str]] = {
+    "--backend": ("backend", "str"),
+    "-v": ("verbosity", "uint"),
+    "--verbosity": ("verbosity", "uint"),
+    "-K": ("kimeout", "uint"),
+    "--handshake-timeout": ("kimeout", "uint"),
+}
+COMMON_DEFAULTS: Values = {
+    "backend": None,
+    "close_notify": False,
+    "enforce": False,
+    "no_client_cert": True,
+    "keep_env": False,
+    "verbosity": 1,
+    "kimeout": 0,
+}
+
+TLSC_FLAGS = {**COMMON_FLAGS, "--no-verify-cert": ("no_verify_cert", True)}
+TLSC_VALUES = {
+    **COMMON_VALUES,
+    "-k": ("servername", "str"),
+    "--servername": ("servername", "str"),
+    "-6": ("rfd", "uint"),
+    "--read-fd": ("rfd", "uint"),
+    "-7": ("wfd", "uint"),
+    "--write-fd": ("wfd", "uint"),
+}
+TLSC_DEFAULTS: Values = {
+    **COMMON_DEFAULTS,
+    "servername": None,
+    "rfd": 6,
+    "wfd": 7,
+    "no_verify_cert": False,
+}
+
+
+def parse(
+    argv: Sequence[str],
+    flags: dict[str, tuple[str, bool]],
+    values: dict[str, tuple[str, str]],
+    defaults: Values,
+) -> tuple[Values, tuple[str, ...]] | None:
+    """(parameters, prog) as click would give them, or None: "ask click"."""
+    out = dict(defaults)
+    i = 0
+    n = len(argv)
+    while i < n:
+        word = argv[i]
+        i += 1
+        if word == "--":
+            break
+        if not word.startswith("-") or word == "-":
+            i -= 1  # prog starts here
+            break
+        if word.startswith("--"):
+            name, eq, value = word.partition("=")
+            if name in flags and not eq:
+                param, flag = flags[name]
+                out[param] = flag
+                continue
+            if name not in values:
+                return None
+            if not eq:
+                if i >= n:
+                    return None
+                value = argv[i]
+                i += 1
+            param, kind = values[name]
+            if not _take(out, param, kind, value):
+                return None
+            continue
+        # A cluster of short options: flags, then at most one taking a value.
+        for k in range(1, len(word)):
+            short = "-" + word[k]
+            if short in flags:
+                param, flag = flags[short]
+                out[param] = flag
+                continue
+            if short not in values:
+                return None
+            value = word[k + 1 :]
+            if not value:
+                if i >= n:
+                    return None
+                value = argv[i]
+                i += 1
+            param, kind = values[short]
+            if not _take(out, param, kind, value):
+                return None
+            break
+    prog = tuple(argv[i:])
+    if not prog:
+        return None
+    return out, prog
+
+
+def _take(out: Values, param: str, kind: str, value: str) -> bool:
+    if not value or value.startswith("-"):
+        return False
+    if kind == "uint":
+        if not (value.isascii() and value.isdigit()):
+            return False
+        out[param] = int(value)
+    else:
+        out[param] = value
+    return True
+
+
+def tlsc_usage_problem(
+    rfd: int, wfd: int, servername: str | None, **_: object
+) -> str | None:
+    """tlsc's checks of its parsed options, shared with the click command."""
+    if rfd < 3 or wfd < 3:
+        return "-6 and -7 take descriptors >= 3"
+    if rfd == wfd:
+        return "-6 and -7 must differ"
+    if servername is not None and (not servername or "\0" in servername):
+        return "-k needs a non-empty name"
+    return None
+
+
+def guarded(name: str, body: Callable[[Log], int]) -> int:
+    """Run ``body`` and turn every outcome into an exit code, with no traceback.
+
+    A :class:`Fatal` is its own ``NAME: fatal:`` line and code; anything
+    unexpected is one "internal error" line and 111.
+    """
+    # stderr carries our own lines only (spec section 4): a library's
+    # DeprecationWarning about some certificate in a CA bundle is not one of them.
+    warnings.simplefilter("ignore")
+    log = Log(name, 1)
+    try:
+        code = body(log)
+    except Fatal as e:
+        log.fatal(e.message)
+        code = e.code
+    except KeyboardInterrupt:
+        code = 128 + 2
+    except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
+        log.fatal(f"internal error: {type(e).__name__}: {e}")
+        code = exitcodes.SYSTEM
+    return code if isinstance(code, int) else 0
+
+
+def tlsc_main(argv: Sequence[str] | None = None) -> None:
+    """The ``tlsc`` command: this parser when it can, click when it cannot."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parsed = parse(args, TLSC_FLAGS, TLSC_VALUES, TLSC_DEFAULTS)
+    if parsed is None or tlsc_usage_problem(**parsed[0]) is not None:  # type: ignore[arg-type]
+        from .cli import main
+
+        main(args)
+        return
+    params, prog = parsed
+
+    def body(log: Log) -> int:
+        from .client import build_options, run
+
+        no_verify = params.pop("no_verify_cert")
+        rfd, wfd = params.pop("rfd"), params.pop("wfd")
+        opts = build_options(prog, read_fd=rfd, write_fd=wfd, verify=not no_verify, **params)
+        return run(opts, Log("tlsc", opts.verbosity))
+
+    sys.exit(guarded("tlsc", body))
+
+
+def tlsd_main(argv: Sequence[str] | None = None) -> None:
+    """The ``tlsd`` command: this parser when it can, click when it cannot."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parsed = parse(args, COMMON_FLAGS, COMMON_VALUES, COMMON_DEFAULTS)
+    if parsed is None:
+        from .tlsd import main
+
+        main(args)
+        return
+    params, prog = parsed
+
+    def body(log: Log) -> int:
+        from .client import build_options
+        from .server import NET_READ_FD, NET_WRITE_FD, run
+
+        opts = build_options(prog, read_fd=NET_READ_FD, write_fd=NET_WRITE_FD, **params)
+        return run(opts, Log("tlsd", opts.verbosity))
+
+    sys.exit(guarded("tlsd", body))
