@@ -95,6 +95,10 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # auto-reap
     while True:
         raw, _ = lsock.accept()
+        # Every flight in its own segment at once: without this, the session
+        # tickets sent after the handshake hold back the first reply by Nagle's
+        # algorithm until the client's delayed ACK (40 ms on Linux).
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if os.fork() == 0:
             lsock.close()
             code = 0
