@@ -435,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             "hwm_big": [],
             "hwm_small": [],
             "latency": [],
+            "over_floor": [],
             "idle": [],
             "verified": 0,
             "failed": 0,
@@ -483,18 +484,23 @@ def main(argv: list[str] | None = None) -> int:
                 n = size_of(t, small)
                 record(t, mode, transfer(cs[t], mode, n, dig(n), 600, log), n, False)
         # The floors are sampled in the same rounds as the setups they are
-        # subtracted from, so that a slow spell of the machine hits both.
+        # subtracted from, and the overhead is the median of each round's
+        # difference: a slow spell of the machine hits both sides of it.
         floor_mods = [m for m in FLOOR_MODULES if f"tlsc-{m.split('_')[1]}" in tools]
         floor_runs: dict[str, list[tuple[float, float]]] = {m: [] for m in floor_mods}
         for i in range(max(a.latency_samples, a.floor_samples)):
+            this_round: dict[str, float] = {}
             for m in floor_mods if i < a.floor_samples else ():
                 sample = floor_sample(m)
                 if sample is not None:
                     floor_runs[m].append(sample)
+                    this_round[f"tlsc-{m.split('_')[1]}"] = sample[0] * 1e3
             for t in tools if i < a.latency_samples else ():
                 r = latency(cs[t], log)
                 if r["ok"]:
                     res[t]["latency"].append(r["seconds"] * 1e3)
+                    if t in this_round:
+                        res[t]["over_floor"].append(r["seconds"] * 1e3 - this_round[t])
                     res[t]["ciphers"].add(r["cipher"])
                 else:
                     res[t]["failed"] += 1
@@ -533,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_rss_mib_small": max(x["hwm_small"], default=None),
                 "peak_rss_mib_big": max(x["hwm_big"], default=None),
                 "setup_ms": stats(x["latency"]),
+                "setup_over_floor_ms": stats(x["over_floor"]),
                 "idle_cpu_ms": stats(x["idle"]),
                 "bytes_verified": x["verified"],
                 "failed": x["failed"],
@@ -608,8 +615,12 @@ def print_table(out: dict) -> None:
             t = "tlsc-" + mod.split("_")[1]
             x = out["tools"][t]
             extra = []
-            if x["setup_ms"]:
-                extra.append(f"setup - floor {x['setup_ms']['median'] - f['wall_ms']:.1f} ms")
+            over = x.get("setup_over_floor_ms")
+            if over:
+                extra.append(
+                    f"setup - floor (median of {over['n']} paired rounds) {over['median']:.1f} ms"
+                    f" [{over['min']:.1f} to {over['max']:.1f}]"
+                )
             for k in ("small", "big"):
                 rss = x[f"peak_rss_mib_{k}"]
                 if rss is not None:

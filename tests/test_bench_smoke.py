@@ -91,3 +91,30 @@ def test_json_output():
         assert t[key] is not None and t[key]["n"] >= 1, key
     assert t["peak_rss_mib_small"] > 0 and t["peak_rss_mib_big"] > 0
     assert out["floors"]["tlsc_openssl"]["ok"]
+
+
+def test_shares_charges_samples_to_the_innermost_python_frame(tmp_path):
+    raw = tmp_path / "profile.raw"
+    raw.write_text(
+        "<module> (tlsc:6);Engine._step (tlsc/engine.py:365);poll (libc.so.6) 3\n"
+        "<module> (tlsc:6);Engine._pump (tlsc/engine.py:404);"
+        "OpenSSLSession.read (tlsc_openssl/session.py:104);"
+        "Connection.recv (OpenSSL/SSL.py:2358);ossl_aes_gcm (_rust.abi3.so) 4\n"
+        "<module> (tlsc:6);Engine._pump (tlsc/engine.py:404);"
+        "OpenSSLSession.data_to_send (tlsc_openssl/session.py:157) 1\n"
+        "<module> (tlsc:6);_find_and_load (<frozen importlib._bootstrap>:1176) 2\n"
+    )
+    p = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "shares.py"), str(raw)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    got = {ln[:14].strip(): ln[14:].strip() for ln in p.stdout.splitlines()}
+    assert got == {
+        "TLS library": "40.0%",
+        "backend glue": "10.0%",
+        "tlsc core": "30.0%",
+        "startup": "20.0%",
+        "other": "0.0%",
+        "samples": "10",
+    }

@@ -310,8 +310,10 @@ class Engine:
 
         # Everything allocated so far (the imported crypto library, above all)
         # lives as long as we do: out of the collector's sight, the full
-        # collections that the relay's allocations trigger stay cheap.
+        # collections that the relay's allocations trigger stay cheap.  The
+        # collector is back on from here (tlsc.quick turns it off at start).
         gc.freeze()
+        gc.enable()
         try:
             self._pump()
             while self._step():
