@@ -151,7 +151,8 @@ class Contender:
         self.n += 1
         if self.name.startswith("tlsc"):
             backend = self.name.split("-", 1)[1]
-            argv = self.wrap + [which_tlsc(), "--backend", backend, "-k", "localhost", "--"] + prog
+            wrap = [w.replace("{n}", str(self.n)) for w in self.wrap]  # one file per run
+            argv = wrap + [which_tlsc(), "--backend", backend, "-k", "localhost", "--"] + prog
             env = dict(os.environ, CAFILE=f"{self.d}/ca.pem")
             # The network connection on fds 6/7, as tcpclient would leave it.
             # It is put there in this process (6 and 7 are held for it, see
@@ -380,7 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-samples", type=int, default=20)
     ap.add_argument("--idle", type=float, default=10.0, help="idle seconds [10]")
     ap.add_argument("--floor-samples", type=int, default=20)
-    ap.add_argument("--wrap", default="", help="command prepended to tlsc (profilers)")
+    ap.add_argument(
+        "--wrap",
+        default="",
+        help="command prepended to tlsc (profilers); {n} becomes the run's number "
+        "(1: the first download)",
+    )
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = ap.parse_args(argv)
     for fd in (6, 7):

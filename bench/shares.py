@@ -2,11 +2,11 @@
 
 Usage::
 
-    .venv/bin/python bench/run.py --tools tlsc-tlslite --size 64 --rounds 1 \\
-        --wrap ".venv/bin/py-spy record -r 200 -f raw -o /tmp/tlsc.raw --"
-    .venv/bin/python bench/shares.py /tmp/tlsc.raw
+    .venv/bin/python bench/run.py --tools tlsc-tlslite --size 128 --rounds 1 \\
+        --wrap ".venv/bin/py-spy record -r 200 -f raw -o /tmp/tlsc-{n}.raw --"
+    .venv/bin/python bench/shares.py /tmp/tlsc-1.raw
 
-(py-spy writes one profile per run; the last transfer's is the one left.)
+(``{n}`` is the run's number: 1 is the first download, 2 the first upload.)
 Each sample is charged to the innermost Python frame's layer: tlsc's core
 (the relay: poll loop, buffers, and the system calls it makes), the backend's
 glue (tlsc_openssl, tlsc_tlslite), the TLS library (tlslite-ng and the pure
