@@ -292,18 +292,20 @@ def test_client_certificate_required_and_missing(listener, pki, tmp_path, client
 
 
 @pytest.mark.parametrize("server_backend", SERVER_BACKENDS)
+@pytest.mark.parametrize("client_backend", CLIENT_BACKENDS)
 @pytest.mark.parametrize(
     ("label", "why"),
     [("client", "unknown CA|issuer"), ("leaf_rsa", "purpose")],
     ids=["unknown-ca", "server-only-eku"],
 )
-def test_client_certificate_refused(listener, pki, tmp_path, server_backend, label, why):
+def test_client_certificate_refused(listener, pki, tmp_path, server_backend, client_backend,
+                                    label, why):
     """CAFILE is the server root here: the client CA is unknown; a serverAuth-only
     leaf under the right root has the wrong purpose."""
     cert = getattr(pki, label)
     marker = tmp_path / "prog-ran"
     client = runmod.start(
-        ["--backend", "openssl", "-k", "localhost", "-y", "cat"], peer=listener.address,
+        ["--backend", client_backend, "-k", "localhost", "-y", "cat"], peer=listener.address,
         env={"CAFILE": pki.cafile, "CERTFILE": cert.chain_pem, "KEYFILE": cert.key_pem},
     )
     server = listener.serve(["--backend", server_backend, "-y", *marker_prog(marker)],

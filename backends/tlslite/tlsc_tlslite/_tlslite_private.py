@@ -29,6 +29,10 @@ Private names used (all on ``TLSConnection``/``TLSRecordLayer``):
   write state.
 * ``sock`` (the ``BufferedSocket`` tlslite wraps ours in): ``flush()`` so an
   alert queued while a flight is being buffered does go out.
+
+And one module-level decoration undone (:func:`unwrap_rijndael`):
+``tlslite.utils.rijndael.Rijndael.__init__`` as wrapped by
+``deprecated_class_name`` (``functools.wraps``, so ``__wrapped__``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from tlsc.session import VerificationError
 from tlslite.constants import AlertDescription, AlertLevel
 from tlslite.messages import Alert, Certificate
 from tlslite.tlsconnection import TLSConnection
+from tlslite.utils.rijndael import Rijndael
 
 from .verify import ChainError
 
@@ -140,3 +145,20 @@ def send_alert(conn: TLSConnection, description: int) -> None:
     conn.sock.flush()  # PRIVATE (BufferedSocket): queued records first, in order
     _drive(conn._sendMsg(alert))  # PRIVATE
     conn.sock.flush()  # PRIVATE
+
+
+def unwrap_rijndael() -> None:
+    """Construct tlslite-ng's AES without its deprecation wrapper.
+
+    ``deprecated_class_name("rijndael")`` wraps ``Rijndael.__init__`` in code
+    that reads the *caller's source file* (``inspect.getframeinfo``) on every
+    construction, that is for every key of every handshake, to decide whether
+    the old name was used.  Once tlsc has dropped privileges (TLS_UID) the
+    sources of a root-only installation are unreadable: ``code_context`` is
+    None and the wrapper raises TypeError in the middle of the handshake.
+    Nothing of ours uses the old name; the original ``__init__`` is kept by
+    ``functools.wraps``.  Idempotent.
+    """
+    original = getattr(Rijndael.__init__, "__wrapped__", None)
+    if original is not None:
+        Rijndael.__init__ = original  # type: ignore[method-assign]

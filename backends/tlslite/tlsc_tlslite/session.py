@@ -37,7 +37,12 @@ from tlslite.constants import AlertDescription, ContentType
 from tlslite.errors import TLSAbruptCloseError, TLSLocalAlert, TLSRemoteAlert
 from tlslite.handshakesettings import HandshakeSettings
 
-from ._tlslite_private import VerifyingConnection, send_alert, send_close_notify
+from ._tlslite_private import (
+    VerifyingConnection,
+    send_alert,
+    send_close_notify,
+    unwrap_rijndael,
+)
 
 __all__ = [
     "OPENSSL_CIPHER_NAMES",
@@ -48,6 +53,9 @@ __all__ = [
     "TlsliteSession",
     "make_settings",
 ]
+
+# Handshakes must not read source files: see unwrap_rijndael (TLS_UID).
+unwrap_rijndael()
 
 #: IANA suite id -> OpenSSL name (what SSL_CIPHER must say, identical across backends).
 OPENSSL_CIPHER_NAMES: dict[int, str] = {
