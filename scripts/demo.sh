@@ -4,7 +4,8 @@
 # ucspi-tcp's tcpclient opens the TCP connection and leaves it on fds 6/7.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PATH="$PWD/.venv/bin:$PATH"
+# DEMO_VENV: run the commands of another installation (scripts/wheels.sh).
+PATH="${DEMO_VENV:-$PWD/.venv}/bin:$PATH"
 dir=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$dir"' EXIT INT TERM
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
