@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tlsc.session import AlertReceived, ProtocolError, Truncated
+from tlsc.session import AlertReceived, Capabilities, ProtocolError, Truncated
 from tlsc.testing import harness, live, memory, tlsdpeers
 from tlsc.testing.pathcases import cases
 
@@ -65,10 +65,17 @@ def test_broken_rule_turns_red() -> None:
 
 
 def test_capability_excuses_only_what_is_declared() -> None:
-    caps = harness.get_backend("tlslite").info().capabilities
-    assert harness.excuse(caps, {"write_after_close_notify": True})
+    caps = Capabilities(tls_versions=("TLSv1.2", "TLSv1.3"), client_certificates=False)
+    assert harness.excuse(caps, {"client_certificates": True})
     assert harness.excuse(caps, {"tls_versions": "TLSv1.3"}) is None
     assert harness.excuse(caps, {"tls_versions": "SSLv3"})
+
+
+@pytest.mark.parametrize("name", harness.backend_names())
+def test_every_shipped_backend_writes_after_peer_close_notify(name: str) -> None:
+    """Spec 5: not writing after the peer's TLS 1.3 close_notify is a defect, not a
+    capability; the scenarios proving it need nothing else of a backend."""
+    assert harness.get_backend(name).info().capabilities.write_after_close_notify
 
 
 def test_command_json_exit_0() -> None:
@@ -107,7 +114,7 @@ def test_command_json_exit_0() -> None:
     refusals = {c["detail"].split(" (")[0] for c in tlsd_cells
                 if c["scenario"].endswith("/client-cert-required-absent")}
     assert refusals == {"AlertReceived at the first read"}, refusals
-    assert doc["seconds"] < 60
+    assert doc["seconds"] > 0  # reported; never asserted against a bound (a shared machine)
 
 
 def test_command_exits_nonzero_when_a_backend_is_broken(

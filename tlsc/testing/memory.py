@@ -221,6 +221,63 @@ def _close_notify(backend: Backend) -> None:
     assert got == b"", f"read after close_notify returned {got!r}, expected b''"
 
 
+def _read_to_close(p: Pair) -> bytes:
+    """The client's plaintext up to the peer's close_notify (which must come)."""
+    data = b""
+    while (chunk := p.client_read()) not in (None, b""):
+        data += chunk
+    assert chunk == b"", f"no close_notify seen after {len(data)} bytes"
+    return data
+
+
+def _received_shutdown(p: Pair) -> bool:
+    return bool(p.server.get_shutdown() & p.SSL.RECEIVED_SHUTDOWN)
+
+
+def _half_close_by_peer(backend: Backend) -> None:
+    """TLS 1.3: the peer's close_notify ends its direction only (RFC 8446 6.1).
+
+    Nothing is answered for us, ``write`` still works and its data arrives,
+    and our own close_notify ends the session later.
+    """
+    pki = handshake_pki()
+    p = Pair(backend, [pki.ecdsa, pki.inter], version="TLSv1.3")
+    p.handshake()
+    p.server_send(b"last words")
+    p.server.shutdown()
+    p.pump()
+    assert _read_to_close(p) == b"last words", "data before close_notify lost"
+    assert p.server_recv() == b"", "the peer got data it was not sent"
+    assert not _received_shutdown(p), "the peer's close_notify was answered with ours"
+    try:
+        p.client.write(b"still talking")
+    except TLSError as e:
+        raise AssertionError(
+            f"write after the peer's TLS 1.3 close_notify: {type(e).__name__}: {e}"
+        ) from None
+    got = p.server_recv()
+    assert got == b"still talking", f"the peer got {got!r} after its close_notify"
+    p.client.close_notify()
+    assert p.server_recv() == b"", "the peer got data after our close_notify"
+    assert _received_shutdown(p), "our close_notify did not reach the peer"
+    assert p.client_read() == b"", "read after close_notify must stay b''"
+
+
+def _close_by_peer_tls12(backend: Backend) -> None:
+    """TLS 1.2: the peer's close_notify ends the connection; we answer with ours."""
+    pki = handshake_pki()
+    p = Pair(backend, [pki.ecdsa, pki.inter], version="TLSv1.2")
+    p.handshake()
+    p.server_send(b"last words")
+    p.server.shutdown()
+    p.pump()
+    assert _read_to_close(p) == b"last words", "data before close_notify lost"
+    p.client.close_notify()
+    got = p.server_recv()
+    assert got == b"", f"the peer got {got!r} after its close_notify"
+    assert _received_shutdown(p), "the peer's close_notify was not answered"
+
+
 def _eof_truncated(backend: Backend) -> None:
     p = _established(backend)
     p.server_send(b"partial")
@@ -301,6 +358,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         for k in ("RSA", "ECDSA")
     ),
     Scenario("close-notify-is-clean-eof", _close_notify),
+    Scenario("write-after-peer-close-notify-TLSv1.3", _half_close_by_peer,
+             {"tls_versions": "TLSv1.3"}),
+    Scenario("peer-close-notify-answered-TLSv1.2", _close_by_peer_tls12,
+             {"tls_versions": "TLSv1.2"}),
     Scenario("eof-is-truncated", _eof_truncated),
     Scenario("eof-in-handshake-is-truncated", _eof_in_handshake),
     Scenario("garbage-is-protocol-error", _garbage),

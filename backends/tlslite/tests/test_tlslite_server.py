@@ -304,14 +304,15 @@ def test_client_close_notify(version, rsa_pki):
     c = openssl_client(rsa_pki.root, version)
     s = tlslite_server(rsa_pki, version=version)
     handshake(c, s)
-    check_peer_close_notify(s, c)
+    check_peer_close_notify(s, c, tls13=version == "1.3")
 
 
-def test_client_close_notify_own_client(rsa_pki):
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_client_close_notify_own_client(version, rsa_pki):
     c = tlslite_client(rsa_pki)
-    s = tlslite_server(rsa_pki)
+    s = tlslite_server(rsa_pki, version=version)
     handshake(c, s)
-    check_peer_close_notify(s, c)
+    check_peer_close_notify(s, c, tls13=version == "1.3")
 
 
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
@@ -320,8 +321,8 @@ def test_server_close_notify(peer, version, rsa_pki):
     c = make_client(peer, rsa_pki, None, version)
     s = tlslite_server(rsa_pki, version=version)
     handshake(c, s)
-    # tlslite cannot write after the peer's close_notify; OpenSSL can in TLS 1.3
-    check_our_close_notify(s, c, half_close=peer == "openssl" and version == "1.3")
+    # TLS 1.3: the client, whichever, still writes after our close_notify
+    check_our_close_notify(s, c, half_close=version == "1.3")
 
 
 @pytest.mark.parametrize("peer", ["openssl", "tlslite"])

@@ -99,8 +99,13 @@ def pass_on(src: Any, dst: Any) -> None:
 # another session), both past the handshake.
 
 
-def check_peer_close_notify(ours: Any, theirs: Any) -> None:
-    """The peer's last data then its close_notify: a clean end, and no writing after it."""
+def check_peer_close_notify(ours: Any, theirs: Any, *, tls13: bool) -> None:
+    """The peer's last data then its close_notify: a clean end of its data.
+
+    TLS 1.3 (RFC 8446 6.1): only the peer's direction ends; nothing is answered
+    for us, we keep writing and the peer reads it, until our own close_notify.
+    TLS 1.2: the connection is over; our close_notify answers it, no writing after.
+    """
     theirs.write(b"last words")
     theirs.close_notify()
     pass_on(theirs, ours)
@@ -108,9 +113,15 @@ def check_peer_close_notify(ours: Any, theirs: Any) -> None:
     assert ours.read(100) == b" words"
     assert ours.read(100) == b""
     assert ours.read(100) == b""
-    with pytest.raises(WriteClosed):
-        ours.write(b"too late")
-    # tlslite answered with its own close_notify
+    if tls13:
+        assert ours.data_to_send() == b"", "the peer's TLS 1.3 close_notify was answered"
+        ours.write(b"still talking")
+        pass_on(ours, theirs)
+        assert theirs.read(100) == b"still talking"
+        ours.close_notify()
+    else:
+        with pytest.raises(WriteClosed):
+            ours.write(b"too late")
     pass_on(ours, theirs)
     assert theirs.read(100) == b""
 

@@ -41,9 +41,8 @@ CAPABILITIES = Capabilities(
     tls_versions=("TLSv1.2", "TLSv1.3"),
     key_types=("RSA", "ECDSA", "Ed25519"),
     client_certificates=True,
-    # tlslite answers the peer's close_notify with its own and closes both
-    # directions: prog's output after that is discarded by the core.
-    write_after_close_notify=False,
+    # TLS 1.3 half-close: we keep sending after the peer's close_notify.
+    write_after_close_notify=True,
     server=True,
 )
 

@@ -2,7 +2,8 @@
 
 tlslite-ng's public API has no hook to verify the server's certificate during
 the handshake, no way to send a close_notify without also giving up reading,
-and no way to send an arbitrary alert.  What we need of its internals is here
+no way to receive one without giving up writing, and no way to send an
+arbitrary alert.  What we need of its internals is here
 and nowhere else, so that upgrading tlslite-ng means re-checking this file
 against the new ``tlsconnection.py``/``tlsrecordlayer.py``.  Checked against
 tlslite-ng 0.8.2 (the pyproject pins ``<0.9``).
@@ -22,6 +23,18 @@ Private names used (all on ``TLSConnection``/``TLSRecordLayer``):
   ClientKeyExchange; TLS 1.3: before CertificateVerify and Finished) is seen
   the moment it is parsed, while the handshake can still be aborted.
   tlslite itself accepts an empty client Certificate even with ``reqCert``.
+* ``_getNextRecord()`` (wrapped): the generator every record and
+  defragmented message comes out of, decrypted, before ``_getMsg`` acts on
+  it.  ``_getMsg`` answers *any* close_notify with one of its own and then
+  shuts the record layer down (``_shutdown`` wipes the write keys): right for
+  TLS 1.2, where close_notify ends the connection, wrong for TLS 1.3, where it
+  ends only the peer's direction (RFC 8446 section 6.1) and we may still send.
+  Once the session sets :attr:`VerifyingConnection.tlsc_half_close` (a TLS 1.3
+  handshake is complete), the peer's close_notify is taken out here, before
+  ``_getMsg`` sees it: nothing is answered, nothing is shut down,
+  ``closed`` stays False so ``writeAsync`` (public) keeps working, and the
+  generator reports "needs input" for ever while :attr:`tlsc_peer_closed`
+  tells the session why.
 * ``_client`` (set by ``_handshakeStart``): which role the connection plays.
 * ``_sendError(description, message)``: sends a fatal alert, shuts the
   connection down and raises ``TLSLocalAlert``.
@@ -41,7 +54,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tlsc.session import VerificationError
-from tlslite.constants import AlertDescription, AlertLevel
+from tlslite.constants import AlertDescription, AlertLevel, ContentType
 from tlslite.messages import Alert, Certificate
 from tlslite.tlsconnection import TLSConnection
 from tlslite.utils.rijndael import Rijndael
@@ -72,6 +85,24 @@ class VerifyingConnection(TLSConnection):
         self.tlsc_verifier = verifier
         self.verification_error: VerificationError | None = None
         self._tlsc_client_checked = False
+        #: Set by the session once a TLS 1.3 handshake is complete: from then on
+        #: the peer's close_notify ends only the peer's direction.
+        self.tlsc_half_close = False
+        #: The peer's close_notify arrived under ``tlsc_half_close``.
+        self.tlsc_peer_closed = False
+
+    # PRIVATE: wraps a private generator of TLSRecordLayer (see module docstring).
+    def _getNextRecord(self) -> Iterator[Any]:  # noqa: N802 - tlslite's name
+        if not self.tlsc_peer_closed:
+            for result in super()._getNextRecord():
+                if self.tlsc_half_close and _is_close_notify(result):
+                    self.tlsc_peer_closed = True
+                    break
+                yield result
+        # Nothing may follow a close_notify: "needs input", which the session,
+        # seeing tlsc_peer_closed, reads as the end of the peer's data.
+        while True:
+            yield 0
 
     def _tlsc_reject(self, error: VerificationError) -> Iterator[Any]:
         self.verification_error = error
@@ -119,6 +150,18 @@ class VerifyingConnection(TLSConnection):
             except VerificationError as e:
                 yield from self._tlsc_reject(e)
         yield from super()._clientGetKeyFromChain(certificate, settings, tack_ext)
+
+
+def _is_close_notify(result: Any) -> bool:
+    """Whether a ``_getNextRecord`` result is a (decrypted, defragmented) close_notify."""
+    if isinstance(result, int):  # 0/1: wants to read/write
+        return False
+    header, parser = result
+    if header.type != ContentType.alert:
+        return False
+    body = parser.bytes[parser.index :]
+    # A malformed alert is left to tlslite (decode_error).
+    return len(body) == 2 and body[1] == AlertDescription.close_notify
 
 
 def _drive(gen: Iterator[Any]) -> None:

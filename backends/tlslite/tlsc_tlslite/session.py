@@ -13,6 +13,12 @@ started to read lives in a local variable of ``_sockRecvAll``), so the
 handshake generator, and then ONE read generator at a time, are kept alive
 across calls and resumed, never recreated while suspended.
 
+Close semantics are the protocol's: under TLS 1.3 the peer's close_notify ends
+only its direction, and ``write`` goes on working until our own close_notify
+(RFC 8446 section 6.1; tlslite-ng alone would answer it and wipe its write
+keys, see ``_tlslite_private``).  Under TLS 1.2 tlslite-ng answers it with
+ours and the connection is over, as the protocol requires.
+
 Both roles share everything but how the handshake starts and which facts
 describe the peer: :class:`_SessionBase` is the session, :class:`TlsliteSession`
 (client) and :class:`TlsliteServerSession` (server) only fill those in.
@@ -314,6 +320,10 @@ class _SessionBase:
             raise self._fail(self._map_error(e, "during the handshake")) from None
         self._handshake_done = True
         self._facts = self._collect_facts()
+        # TLS 1.3 close_notify is a half-close (RFC 8446 section 6.1): see
+        # VerifyingConnection._getNextRecord.  TLS 1.2 keeps tlslite's way: the
+        # peer's close_notify is answered and the connection is over.
+        self._conn.tlsc_half_close = self._facts.protocol == "TLSv1.3"
         return True
 
     def _collect_facts(self) -> Facts:
@@ -363,6 +373,9 @@ class _SessionBase:
             for result in self._reader:
                 if isinstance(result, int):
                     if result == 0:
+                        if self._conn.tlsc_peer_closed:
+                            data = b""  # TLS 1.3 close_notify, taken out unanswered
+                            break
                         if self._sock.eof:
                             break  # EOF and no complete record: see below
                         return None  # needs input; the generator stays suspended
@@ -379,8 +392,9 @@ class _SessionBase:
             raise self._truncated
         self._reader = None
         if not data:
-            # readAsync returns b"" only once the connection is closed, which
-            # without an exception means the peer's close_notify.
+            # The peer's close_notify: under TLS 1.3 taken out above (our
+            # direction stays open); under TLS 1.2 readAsync returns b"" once
+            # tlslite has answered it and closed the connection.
             self._peer_closed = True
             return b""
         self._plain += data
@@ -393,10 +407,10 @@ class _SessionBase:
             raise WriteClosed(f"the session failed: {self._error}")
         if not self._handshake_done:
             raise WriteClosed("the handshake is not complete")
-        if self._peer_closed or self._conn.closed:
-            raise WriteClosed(
-                f"the {self._peer} sent close_notify and tlslite-ng cannot send after it"
-            )
+        if self._conn.closed:
+            # Only after the peer's TLS 1.2 close_notify, which tlslite answered:
+            # the connection is over (TLS 1.3 keeps our direction open).
+            raise WriteClosed(f"the {self._peer} closed the connection (close_notify)")
         if not data:
             return
         try:
