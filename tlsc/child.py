@@ -17,6 +17,7 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from . import exitcodes
 from .exitcodes import Fatal
@@ -34,6 +35,24 @@ FORWARDED = (
     signal.SIGUSR1,
     signal.SIGUSR2,
 )
+
+
+class Prog(Protocol):
+    """prog as the lifecycle and the engine see it (:class:`Child`, or a prog already running).
+
+    ``to_prog``/``from_prog`` are our ends of its cleartext pipes; ``start``
+    hands it the environment describing the connection once the handshake is
+    done; ``abandon`` lets it go after a failure; ``wait`` gives the exit code
+    the command ends with.
+    """
+
+    to_prog: int
+    from_prog: int
+
+    def start(self, argv: Sequence[str], env: Mapping[str, str]) -> None: ...
+    def abandon(self) -> None: ...
+    def kill(self, sig: int) -> None: ...
+    def wait(self) -> int: ...
 
 
 @dataclass

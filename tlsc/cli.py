@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import click
 
 from . import __version__, exitcodes, registry
-from .client import build_options, run
+from .client import Options, build_options, run
 from .log import Log
 from .quick import guarded, tlsc_usage_problem
 
-_ENVIRONMENT = (
+ENVIRONMENT = (
     ("CADIR", "directory of trust anchors, DER or PEM, any file names (wins)"),
     ("CAFILE", "file of trust anchors, PEM (or one DER certificate)"),
     ("CERTFILE", "with -y: client certificate chain, leaf first, DER or PEM"),
@@ -45,7 +45,7 @@ def make_epilog(environment: Sequence[tuple[str, str]], prog_environment: str) -
 
 
 EPILOG = make_epilog(
-    _ENVIRONMENT,
+    ENVIRONMENT,
     "  CADIR CAFILE CERTFILE KEYFILE TLS_UID TLS_GID are removed unless -Z;\n"
     "  SSL_PROTOCOL, SSL_CIPHER, SSL_TLS_SNI_SERVERNAME (when SNI was sent),\n"
     "  SSL_PEER_CERT_HASH and SSL_PEER_CERT_SUBJECT are set.\n"
@@ -159,9 +159,9 @@ def command(
     list_backends: bool,
     show_version: bool,
     prog: tuple[str, ...],
-) -> int:
+) -> int | Options:
     if show_version:
-        click.echo(f"tlsc {__version__}")
+        click.echo(f"{click.get_current_context().info_name} {__version__}")
         return 0
     if list_backends:
         return globals()["list_backends"]()
@@ -170,7 +170,7 @@ def command(
     problem = tlsc_usage_problem(rfd=rfd, wfd=wfd, servername=servername)
     if problem:
         raise click.UsageError(problem)
-    opts = build_options(
+    return build_options(
         prog,
         backend=backend,
         close_notify=close_notify,
@@ -184,7 +184,6 @@ def command(
         write_fd=wfd,
         verify=not no_verify_cert,
     )
-    return run(opts, Log("tlsc", verbosity))
 
 
 #: The options every command of ours shares with tlsc, by click parameter name.
@@ -216,19 +215,33 @@ def reuse_params(names: Sequence[str], helps: Mapping[str, str] | None = None) -
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run_command(command, "tlsc", argv))
+    sys.exit(run_command(command, "tlsc", argv, run))
 
 
-def run_command(cmd: click.Command, name: str, argv: Sequence[str] | None) -> int:
-    """Run a click command of ours (tlsc, tlsd) and turn every outcome into an exit code.
+def renamed(cmd: click.Command, name: str, help: str, epilog: str) -> click.Command:
+    """``cmd``'s options and parsing under another name (ucspitlsc is tlsc's command line)."""
+    other = copy.copy(cmd)
+    other.name, other.help, other.epilog = name, help, epilog
+    return other
 
-    Usage errors are one ``NAME: fatal: usage: ...`` line and 100; the rest is
-    :func:`tlsc.quick.guarded`'s.
+
+def run_command(
+    cmd: click.Command,
+    name: str,
+    argv: Sequence[str] | None,
+    run: Callable[[Options, Log], int] | None = None,
+) -> int:
+    """Run a click command of ours and turn every outcome into an exit code.
+
+    A command whose callback returns :class:`Options` (tlsc, tlsd) leaves the
+    running to ``run``, so that one command line serves two commands (tlsc
+    and ucspitlsc, tlsd and ucspitlsd).  Usage errors are one ``NAME: fatal:
+    usage: ...`` line and 100; the rest is :func:`tlsc.quick.guarded`'s.
     """
 
     def body(log: Log) -> int:
         try:
-            return cmd.main(
+            result = cmd.main(
                 args=list(sys.argv[1:] if argv is None else argv),
                 prog_name=name,
                 standalone_mode=False,
@@ -240,5 +253,9 @@ def run_command(cmd: click.Command, name: str, argv: Sequence[str] | None) -> in
         except click.ClickException as e:
             log.fatal(f"usage: {e.format_message()} (see {name} --help)")
             return exitcodes.USAGE
+        if isinstance(result, Options):
+            assert run is not None, f"{name}: its command line needs a runner"
+            return run(result, Log(name, result.verbosity))
+        return result
 
     return guarded(name, body)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from . import config, exitcodes, registry
-from .child import spawn
+from .child import Prog, spawn
 from .der import DERError, peer_cert_hash, subject_rfc4514
 from .engine import Engine, Interrupted, Settings
 from .exitcodes import Fatal
@@ -16,12 +17,16 @@ from .names import is_dns_name, is_reference_name
 from .session import (
     Backend,
     ClientConfig,
+    ClientContext,
     ConfigError,
     EngineError,
     Facts,
+    ServerContext,
     Session,
     is_ip_address,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,16 @@ def load_backend(name: str | None, log: Log):  # noqa: ANN201 - a Backend
     return backend
 
 
+#: The variables describing the connection (spec section 3.4), in this order.
+SSL_VARIABLES = (
+    "SSL_PROTOCOL",
+    "SSL_CIPHER",
+    "SSL_TLS_SNI_SERVERNAME",
+    "SSL_PEER_CERT_HASH",
+    "SSL_PEER_CERT_SUBJECT",
+)
+
+
 def ssl_variables(facts: Facts) -> dict[str, str | None]:
     """The SSL_* variables of spec section 3.4; None means "remove it"."""
     cert = facts.peer_certificate
@@ -105,7 +120,40 @@ def ssl_variables(facts: Facts) -> dict[str, str | None]:
     }
 
 
-def run(opts: Options, log: Log) -> int:
+def _with_exit_codes(make: Callable[..., T], *args: object) -> T:
+    """``make(*args)``, a backend's call, with the exit codes of spec section 4."""
+    try:
+        return make(*args)
+    except ConfigError as e:
+        raise Fatal(exitcodes.CONFIG, f"unable to load the TLS configuration: {e}") from None
+    except EngineError as e:
+        raise Fatal(exitcodes.ENGINE, f"unable to set up the TLS engine: {e}") from None
+
+
+def new_context(make_context, cfg, log: Log) -> ClientContext | ServerContext:  # noqa: ANN001
+    """``make_context(cfg, warn)``: the backend's context for either role."""
+    return _with_exit_codes(make_context, cfg, log.warn)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What step 1 of the lifecycle leaves for the connection (tlsc, tlsd, ucspitls*).
+
+    Built before any fork, as the user the command was started as: the backend,
+    its context (files read, keys parsed), the identity to drop to.  The
+    session itself is made by :func:`run_connection`, at the last moment.
+    """
+
+    backend: Backend
+    context: ClientContext | ServerContext
+    ident: config.Identity
+
+    def session(self) -> Session:
+        return _with_exit_codes(self.context.session)
+
+
+def prepare(opts: Options, log: Log) -> Prepared:
+    """Step 1 of the lifecycle for the client role: everything read before any fork."""
     env = os.environ
     if opts.servername is not None and not is_reference_name(opts.servername):
         raise Fatal(
@@ -136,39 +184,40 @@ def run(opts: Options, log: Log) -> int:
         cert_chain=chain,
         private_key=key,
     )
-    session = new_session(backend.client_context, cfg, log)
+    context = new_context(backend.client_context, cfg, log)
     del key, cfg
-    return run_connection(session, backend, opts, ident, log)
+    return Prepared(backend, context, ident)
 
 
-def new_session(make_context, cfg, log: Log) -> Session:  # noqa: ANN001 - either role
-    """One session from ``make_context(cfg, warn)``, with the exit codes of spec section 4."""
-    try:
-        return make_context(cfg, log.warn).session()
-    except ConfigError as e:
-        raise Fatal(exitcodes.CONFIG, f"unable to load the TLS configuration: {e}") from None
-    except EngineError as e:
-        raise Fatal(exitcodes.ENGINE, f"unable to set up the TLS engine: {e}") from None
+def run(opts: Options, log: Log) -> int:
+    """tlsc: the whole lifecycle on the connection at ``opts.read_fd``/``opts.write_fd``."""
+    return run_connection(prepare(opts, log), opts, log)
 
 
 def run_connection(
-    session: Session, backend: Backend, opts: Options, ident: config.Identity, log: Log
+    prepared: Prepared, opts: Options, log: Log, prog: Prog | None = None
 ) -> int:
-    """Steps 2 to 6 of the lifecycle, the same for tlsc and tlsd (spec sections 3, 6).
+    """Steps 2 to 6 of the lifecycle, the same for every command (spec sections 3, 6).
 
     Fork the waiting child with its pipes on ``opts.read_fd``/``opts.write_fd``
     (the network's numbers: 6/7 for tlsc, 0/1 for tlsd), drop privileges, run the
     handshake, give prog the SSL_* variables describing the peer, relay.
+
+    ``prog``: a prog that is already running (ucspitlsc/ucspitlsd, which call
+    this once prog has asked for TLS).  Its :meth:`Prog.start` receives the
+    environment prog would have been executed with; the exit code is its
+    :meth:`Prog.wait`'s.
     """
     env = os.environ
-    child = spawn(opts.prog, opts.read_fd, opts.write_fd)
+    session = prepared.session()
+    child = prog if prog is not None else spawn(opts.prog, opts.read_fd, opts.write_fd)
     settings = Settings(
         close_notify_on_eof=opts.close_notify_on_eof,
         enforce_close_notify=opts.enforce_close_notify,
         handshake_timeout_ms=opts.handshake_timeout_ms,
     )
     try:
-        config.drop_privileges(ident)
+        config.drop_privileges(prepared.ident)
         engine = Engine(session, opts.read_fd, opts.write_fd, child, settings, log)
         engine.handshake()
         facts = session.facts()
@@ -187,5 +236,5 @@ def run_connection(
     if opts.servername and is_ip_address(opts.servername):
         log.debug(f"{opts.servername} is an IP address: checked against IP SANs, no SNI")
     child.start(opts.prog, prog_env)
-    caps = backend.info().capabilities
+    caps = prepared.backend.info().capabilities
     return engine.relay(caps.write_after_close_notify, facts.protocol == "TLSv1.3")

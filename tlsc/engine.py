@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass
 
 from . import exitcodes
-from .child import FORWARDED, Child
+from .child import FORWARDED, Prog
 from .exitcodes import Fatal
 from .log import Log
 from .session import Session, TLSError, Truncated, WriteClosed
@@ -146,7 +146,7 @@ class Engine:
     """One connection: the network pair, the session, the child."""
 
     def __init__(
-        self, session: Session, net_r: int, net_w: int, child: Child, settings: Settings, log: Log
+        self, session: Session, net_r: int, net_w: int, child: Prog, settings: Settings, log: Log
     ) -> None:
         self.s = session
         self.net_r = net_r

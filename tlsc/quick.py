@@ -20,13 +20,19 @@ lines against click's own parse, option table included.
 from __future__ import annotations
 
 import gc
+import importlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import exitcodes
 from .exitcodes import Fatal
 from .log import Log
+
+if TYPE_CHECKING:
+    from .client import Options
 
 Values = dict[str, object]
 
@@ -205,46 +211,70 @@ def quiet_collector() -> None:
     gc.disable()
 
 
-def tlsc_main(argv: Sequence[str] | None = None) -> None:
-    """The ``tlsc`` command: this parser when it can, click when it cannot."""
+def _tlsc_options(params: Values, prog: tuple[str, ...]) -> Options | None:
+    """tlsc's (and ucspitlsc's) Options, or None for a usage problem (click reports it)."""
+    if tlsc_usage_problem(**params) is not None:  # type: ignore[arg-type]
+        return None
+    from .client import build_options
+
+    rest = dict(params)
+    no_verify = rest.pop("no_verify_cert")
+    rfd, wfd = rest.pop("rfd"), rest.pop("wfd")
+    return build_options(prog, read_fd=rfd, write_fd=wfd, verify=not no_verify, **rest)
+
+
+def _tlsd_options(params: Values, prog: tuple[str, ...]) -> Options | None:
+    """tlsd's (and ucspitlsd's) Options: the connection on stdin/stdout."""
+    from .client import build_options
+    from .server import NET_READ_FD, NET_WRITE_FD
+
+    return build_options(prog, read_fd=NET_READ_FD, write_fd=NET_WRITE_FD, **params)
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """One command line's table, and how its parse becomes :class:`Options`."""
+
+    flags: dict[str, tuple[str, bool]]
+    values: dict[str, tuple[str, str]]
+    defaults: Values
+    options: Callable[[Values, tuple[str, ...]], Options | None]
+
+
+TLSC = CommandLine(TLSC_FLAGS, TLSC_VALUES, TLSC_DEFAULTS, _tlsc_options)
+TLSD = CommandLine(COMMON_FLAGS, COMMON_VALUES, COMMON_DEFAULTS, _tlsd_options)
+
+
+def _load(path: str) -> Callable:
+    """``module:attribute``, imported only now (click and the lifecycle stay unimported)."""
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+def main(
+    name: str, argv: Sequence[str] | None, line: CommandLine, run: str, fallback: str
+) -> None:
+    """Command ``name``: ``line`` parsed here when it can be, then ``run(options, log)``.
+
+    Anything this parser is not sure of goes to ``fallback(argv)``, the click
+    command line of the same command, which then does everything.
+    """
     quiet_collector()
     args = list(sys.argv[1:] if argv is None else argv)
-    parsed = parse(args, TLSC_FLAGS, TLSC_VALUES, TLSC_DEFAULTS)
-    if parsed is None or tlsc_usage_problem(**parsed[0]) is not None:  # type: ignore[arg-type]
-        from .cli import main
-
-        main(args)
+    parsed = parse(args, line.flags, line.values, line.defaults)
+    opts = None if parsed is None else line.options(*parsed)
+    if opts is None:
+        _load(fallback)(args)
         return
-    params, prog = parsed
+    runner = _load(run)
+    sys.exit(guarded(name, lambda log: runner(opts, Log(name, opts.verbosity))))
 
-    def body(log: Log) -> int:
-        from .client import build_options, run
 
-        no_verify = params.pop("no_verify_cert")
-        rfd, wfd = params.pop("rfd"), params.pop("wfd")
-        opts = build_options(prog, read_fd=rfd, write_fd=wfd, verify=not no_verify, **params)
-        return run(opts, Log("tlsc", opts.verbosity))
-
-    sys.exit(guarded("tlsc", body))
+def tlsc_main(argv: Sequence[str] | None = None) -> None:
+    """The ``tlsc`` command."""
+    main("tlsc", argv, TLSC, "tlsc.client:run", "tlsc.cli:main")
 
 
 def tlsd_main(argv: Sequence[str] | None = None) -> None:
-    """The ``tlsd`` command: this parser when it can, click when it cannot."""
-    quiet_collector()
-    args = list(sys.argv[1:] if argv is None else argv)
-    parsed = parse(args, COMMON_FLAGS, COMMON_VALUES, COMMON_DEFAULTS)
-    if parsed is None:
-        from .tlsd import main
-
-        main(args)
-        return
-    params, prog = parsed
-
-    def body(log: Log) -> int:
-        from .client import build_options
-        from .server import NET_READ_FD, NET_WRITE_FD, run
-
-        opts = build_options(prog, read_fd=NET_READ_FD, write_fd=NET_WRITE_FD, **params)
-        return run(opts, Log("tlsd", opts.verbosity))
-
-    sys.exit(guarded("tlsd", body))
+    """The ``tlsd`` command."""
+    main("tlsd", argv, TLSD, "tlsc.server:run", "tlsc.tlsd:main")

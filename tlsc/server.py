@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from . import config, exitcodes, registry
-from .client import Options, check_fd, load_backend, new_session, run_connection
+from .client import Options, Prepared, check_fd, load_backend, new_context, run_connection
 from .exitcodes import Fatal
 from .log import Log
 from .session import Backend, ServerConfig
@@ -50,8 +50,8 @@ def load_server_backend(name: str | None, log: Log) -> Backend:
     )
 
 
-def run(opts: Options, log: Log) -> int:
-    """tlsd: ``opts.read_fd``/``opts.write_fd`` are 0 and 1; ``opts.client_cert`` is -y."""
+def prepare(opts: Options, log: Log) -> Prepared:
+    """Step 1 of the lifecycle for the server role; ``opts.client_cert`` is -y."""
     env = os.environ
     check_fd(opts.read_fd, "network read fd")
     check_fd(opts.write_fd, "network write fd")
@@ -66,6 +66,11 @@ def run(opts: Options, log: Log) -> int:
     cfg = ServerConfig(
         cert_chain=chain, private_key=key, verify_client=opts.client_cert, anchors=anchors
     )
-    session = new_session(backend.server_context, cfg, log)
+    context = new_context(backend.server_context, cfg, log)
     del key, cfg
-    return run_connection(session, backend, opts, ident, log)
+    return Prepared(backend, context, ident)
+
+
+def run(opts: Options, log: Log) -> int:
+    """tlsd: the whole lifecycle; ``opts.read_fd``/``opts.write_fd`` are 0 and 1."""
+    return run_connection(prepare(opts, log), opts, log)

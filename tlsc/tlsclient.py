@@ -68,7 +68,7 @@ EPILOG = "\n\n".join(
         "tried\nin turn until one accepts the connection. PORT is a number or a service "
         "name.",
         "\b\nEnvironment read:\n"
-        + "\n".join(f"  {name:<13} {text}" for name, text in cli._ENVIRONMENT),
+        + "\n".join(f"  {name:<13} {text}" for name, text in cli.ENVIRONMENT),
         "\b\nprog's environment:\n"
         + "\n".join(f"  {name:<13} {text}" for name, text in _ENVIRONMENT_SET)
         + "\n"

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 import click
 
 from . import __version__, cli
-from .log import Log
 from .server import NET_READ_FD, NET_WRITE_FD, run
 
 NAME = "tlsd"
@@ -32,7 +31,7 @@ def _params() -> list[click.Parameter]:
     ]
 
 
-_ENVIRONMENT = (
+ENVIRONMENT = (
     ("KEYFILE", "required: the server's private key, DER or PEM (RSA, ECDSA, Ed25519)"),
     ("CERTFILE", "required: the server's certificate chain, leaf first, DER or PEM"),
     ("CADIR", "with -y: directory of trust anchors for client certificates (wins)"),
@@ -42,7 +41,7 @@ _ENVIRONMENT = (
     ("TLSC_BACKEND", "TLS backend to use when --backend is not given"),
 )
 EPILOG = cli.make_epilog(
-    _ENVIRONMENT,
+    ENVIRONMENT,
     "  CADIR CAFILE CERTFILE KEYFILE TLS_UID TLS_GID are removed unless -Z;\n"
     "  SSL_PROTOCOL, SSL_CIPHER, SSL_TLS_SNI_SERVERNAME (the SNI the client sent),\n"
     "  SSL_PEER_CERT_HASH and SSL_PEER_CERT_SUBJECT (the client certificate, if any).\n"
@@ -62,15 +61,15 @@ def _callback(
     list_backends: bool,
     show_version: bool,
     prog: tuple[str, ...],
-) -> int:
+) -> int | cli.Options:
     if show_version:
-        click.echo(f"{NAME} {__version__}")
+        click.echo(f"{click.get_current_context().info_name} {__version__}")
         return 0
     if list_backends:
         return cli.list_backends()
     if not prog:
         raise click.UsageError("missing prog")
-    opts = cli.build_options(
+    return cli.build_options(
         prog,
         backend=backend,
         close_notify=close_notify,
@@ -82,7 +81,6 @@ def _callback(
         read_fd=NET_READ_FD,
         write_fd=NET_WRITE_FD,
     )
-    return run(opts, Log(NAME, verbosity))
 
 
 command = click.Command(
@@ -97,4 +95,4 @@ command = click.Command(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    raise SystemExit(cli.run_command(command, NAME, argv))
+    raise SystemExit(cli.run_command(command, NAME, argv, run))
