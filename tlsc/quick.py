@@ -278,3 +278,13 @@ def tlsc_main(argv: Sequence[str] | None = None) -> None:
 def tlsd_main(argv: Sequence[str] | None = None) -> None:
     """The ``tlsd`` command."""
     main("tlsd", argv, TLSD, "tlsc.server:run", "tlsc.tlsd:main")
+
+
+def ucspitlsc_main(argv: Sequence[str] | None = None) -> None:
+    """The ``ucspitlsc`` command: tlsc's command line, STARTTLS's lifecycle."""
+    main("ucspitlsc", argv, TLSC, "tlsc.starttls:run_client", "tlsc.ucspitls:ucspitlsc_main")
+
+
+def ucspitlsd_main(argv: Sequence[str] | None = None) -> None:
+    """The ``ucspitlsd`` command: tlsd's command line, STARTTLS's lifecycle."""
+    main("ucspitlsd", argv, TLSD, "tlsc.starttls:run_server", "tlsc.ucspitls:ucspitlsd_main")
