@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tlsc.session import AlertReceived, Capabilities, ProtocolError, Truncated
-from tlsc.testing import harness, live, memory, tlsdpeers
+from tlsc.testing import harness, live, memory, starttls, tlsdpeers
 from tlsc.testing.pathcases import cases
 
 BACKENDS = ["openssl", "tlslite"]
@@ -114,6 +114,17 @@ def test_command_json_exit_0() -> None:
     refusals = {c["detail"].split(" (")[0] for c in tlsd_cells
                 if c["scenario"].endswith("/client-cert-required-absent")}
     assert refusals == {"AlertReceived at the first read"}, refusals
+    # STARTTLS: every client backend in ucspitlsc and against every backend's ucspitlsd.
+    starttls_peers = {f"ucspitlsd-{n}" for n in servers}
+    starttls_cells = [c for c in doc["cells"] if c["peer"] in starttls_peers
+                      or c["scenario"] == "python-ssl/ucspitlsc-starttls-Y"]
+    battery = ("starttls-Y", "starttls-clienthello-with-the-command", "starttls-declined")
+    assert {(c["backend"], c["scenario"]) for c in starttls_cells} == {
+        (b, f"{p}/{s}") for b in BACKENDS for p in starttls_peers for s in battery
+    } | {(b, "python-ssl/ucspitlsc-starttls-Y") for b in BACKENDS}
+    assert {c["status"] for c in starttls_cells} == {"pass"}, [
+        c for c in starttls_cells if c["status"] != "pass"
+    ]
     assert doc["seconds"] > 0  # reported; never asserted against a bound (a shared machine)
 
 
@@ -214,7 +225,8 @@ def _no_sni(config: object) -> object:
 
 
 def _live_failures(backend: object, *names: str) -> set[str]:
-    todo = [s for s in (*live.SCENARIOS, *tlsdpeers.scenarios()) if s.name in names]
+    every = (*live.SCENARIOS, *tlsdpeers.scenarios(), *starttls.scenarios())
+    todo = [s for s in every if s.name in names]
     assert len(todo) == len(names), "a scenario was renamed"
     cells = []
     for peer in {s.peer for s in todo}:
@@ -309,4 +321,51 @@ class _AlertIsClose(_Proxy):
 def test_tlsd_swallowed_refusal_turns_red() -> None:
     b = _Wrapped(harness.get_backend("openssl"), _AlertIsClose)
     names = _tlsd("client-cert-required-absent")
+    assert _live_failures(b, *names) == set(names)
+
+
+# -- STARTTLS: ucspitlsc, and every backend's ucspitlsd ----------------------------
+
+
+def _starttls(scenario: str) -> tuple[str, ...]:
+    peers = starttls.peers()
+    assert "ucspitlsd-openssl" in peers
+    return tuple(f"{p}/{scenario}" for p in peers)
+
+
+def test_starttls_peers_follow_the_server_capability() -> None:
+    want = {f"ucspitlsd-{n}" for n in harness.backend_names()
+            if harness.get_backend(n).info().capabilities.server}
+    assert {s.peer for s in starttls.scenarios()} == want | {"python-ssl"}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_starttls_cells_green(name: str) -> None:
+    names = tuple(s.name for s in starttls.scenarios())
+    assert _live_failures(harness.get_backend(name), *names) == set()
+
+
+def test_starttls_missing_sni_turns_red() -> None:
+    """The Y answer is checked against what the client asked for: SNI included."""
+    b = _Wrapped(harness.get_backend("openssl"), _Proxy, _no_sni)
+    names = _starttls("starttls-Y") + _starttls("starttls-clienthello-with-the-command")
+    assert _live_failures(b, *names) == set(names)
+
+
+class _LosesFirstBytes(_Proxy):
+    """Drops the first plaintext record: what a relay that read ahead would do."""
+
+    lost = False
+
+    def read(self, n: int) -> bytes | None:
+        got = self.inner.read(n)  # type: ignore[attr-defined]
+        if got and not self.lost:
+            self.lost = True
+            return self.inner.read(n)  # type: ignore[attr-defined,no-any-return]
+        return got  # type: ignore[no-any-return]
+
+
+def test_starttls_lost_first_bytes_turn_red() -> None:
+    b = _Wrapped(harness.get_backend("openssl"), _LosesFirstBytes)
+    names = _starttls("starttls-Y")
     assert _live_failures(b, *names) == set(names)

@@ -190,9 +190,13 @@ class Listening(Protocol):
 class Link:
     """A session over a connected socket: the core's poll loop, reduced to what tests need."""
 
-    def __init__(self, session: Session, port: int) -> None:
+    def __init__(self, session: Session, port: int | socket.socket) -> None:
+        """``port`` on 127.0.0.1, or a socket already connected (after a STARTTLS)."""
         self.s = session
-        self.sock = socket.create_connection(("127.0.0.1", port), TIMEOUT)
+        if isinstance(port, socket.socket):
+            self.sock = port
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), TIMEOUT)
         self.sock.setblocking(False)
         self.eof = False
 
@@ -268,11 +272,13 @@ def drive(
     config: ClientConfig | None = None,
     timeout: float = TIMEOUT,
     wrap: Callable[[Session], Session] | None = None,
+    sock: socket.socket | None = None,
 ) -> Link:
+    """A handshake with ``server``, on a new connection or on ``sock`` (STARTTLS)."""
     if config is None:
         config = client_config(handshake_pki(), client_cert=client_cert)
     session = backend.client_context(config, lambda msg: None).session()
-    link = Link(wrap(session) if wrap else session, server.port)
+    link = Link(wrap(session) if wrap else session, server.port if sock is None else sock)
     try:
         link.handshake(timeout)
     except BaseException:
@@ -736,7 +742,8 @@ SCENARIOS = _scenarios()
 
 def run_live(backends: Sequence[Backend]) -> list:
     """Every live scenario whose server binary is present, for every backend;
-    then every backend against every backend's server side (``tlsd-<backend>``)."""
+    then every backend against every backend's server side (``tlsd-<backend>``),
+    and the STARTTLS scenarios (``ucspitlsd-<backend>``, ucspitlsc)."""
     from .harness import EXCUSED, Cell, run_scenarios
 
     cells = []
@@ -747,6 +754,7 @@ def run_live(backends: Sequence[Backend]) -> list:
             cells += [Cell(s.name, b.name, peer, EXCUSED, why) for b in backends for s in todo]
         else:
             cells += run_scenarios(backends, todo, peer)
+    from .starttls import run_starttls
     from .tlsdpeers import run_tlsd
 
-    return cells + run_tlsd(backends)
+    return cells + run_tlsd(backends) + run_starttls(backends)

@@ -8,8 +8,10 @@ A backend author writes::
         backend_name = "mybackend"
 
 and pytest runs, against that backend: every path-validation case (one test
-each, with the spec's verdict), every in-memory handshake scenario, and the
-real-peer scenarios whose server binary is on PATH.  Scenarios the backend
+each, with the spec's verdict), every in-memory handshake scenario, the
+real-peer scenarios whose server binary is on PATH, and the STARTTLS
+scenarios (the backend inside ucspitlsc, and against every installed
+backend's ucspitlsd).  Scenarios the backend
 declares it cannot do (``info().capabilities``) are skipped, nothing else.
 The ``tlsc`` pytest plugin (installed with tlsc) supplies the fixtures.
 """
@@ -20,7 +22,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from . import live, memory
+from . import live, memory, starttls
 from .harness import excuse, get_backend, judge, verify_chain_of
 from .pathcases import cases
 
@@ -70,4 +72,14 @@ class BackendConformance:
         missing = live.missing_peer(scenario.peer)
         if missing:
             pytest.skip(missing)
+        scenario.run(backend)
+
+    @pytest.mark.parametrize("scenario", starttls.scenarios(), ids=_ids(starttls.scenarios()))
+    def test_starttls(self, backend: Any, scenario: Any) -> None:
+        why = excuse(backend.info().capabilities, scenario.needs)
+        if why is None and scenario.server_needs:
+            server = get_backend(scenario.peer.split("-", 1)[1])
+            why = excuse(server.info().capabilities, scenario.server_needs)
+        if why is not None:
+            pytest.skip(why)
         scenario.run(backend)

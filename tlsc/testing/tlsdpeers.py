@@ -31,7 +31,15 @@ from tlsc.session import AlertReceived, Backend, TLSError, Truncated, is_ip_addr
 from .live import TIMEOUT, LiveScenario, _files, _pump, drive
 from .memory import HOST, handshake_pki
 
-__all__ = ["BULK_BYTES", "TlsdPeer", "peers", "run_tlsd", "scenarios", "server_backends"]
+__all__ = [
+    "BULK_BYTES",
+    "TlsdPeer",
+    "peers",
+    "run_server_peers",
+    "run_tlsd",
+    "scenarios",
+    "server_backends",
+]
 
 TLSD = [sys.executable, "-c", "from tlsc.tlsd import main; main()"]
 #: Bytes each way in the bulk scenario; tlslite on either side is pure Python.
@@ -92,6 +100,9 @@ def peers() -> list[str]:
 class TlsdPeer:
     """An accept loop on 127.0.0.1 starting one ``tlsd`` per connection (in a thread).
 
+    ``command`` replaces tlsd with another server command taking tlsd's options
+    (ucspitlsd, :mod:`tlsc.testing.starttls`).
+
     :meth:`wait` gives the first tlsd's exit code and stderr; :meth:`stop`
     ends the loop and kills whatever tlsd (and prog) is still running.
     """
@@ -103,6 +114,7 @@ class TlsdPeer:
         *,
         require_client_cert: bool = False,
         prog: Sequence[str] = ECHO_PROG,
+        command: Sequence[str] = TLSD,
     ) -> None:
         f = _files()
         label = kind.lower()
@@ -117,7 +129,7 @@ class TlsdPeer:
         if require_client_cert:
             flags = ["-y"]
             self.env["CAFILE"] = str(f["root"])
-        self.argv = [*TLSD, "--backend", backend, *flags, "--", *prog]
+        self.argv = [*command, "--backend", backend, *flags, "--", *prog]
         self.lsock = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.lsock.getsockname()[1])
         self.procs: list[tuple[subprocess.Popen[bytes], object]] = []
@@ -360,7 +372,17 @@ def scenarios() -> tuple[LiveScenario, ...]:
 
 
 def run_tlsd(backends: Sequence[Backend]) -> list:
-    """Every client backend against every ``tlsd-<server>`` peer.
+    """Every client backend against every ``tlsd-<server>`` peer."""
+    return run_server_peers(backends, tlsd_scenarios, "tlsd")
+
+
+def run_server_peers(
+    backends: Sequence[Backend],
+    battery: Callable[[str], Sequence[LiveScenario]],
+    prefix: str,
+) -> list:
+    """Every client backend against ``battery(server)``, peer ``<prefix>-<server>``, for
+    every server backend.
 
     A cell is excused by the client's declared capabilities (``needs``) or by
     the server backend's (``server_needs``), nothing else.
@@ -371,12 +393,12 @@ def run_tlsd(backends: Sequence[Backend]) -> list:
     for server in server_backends():
         caps = get_backend(server).info().capabilities
         todo = []
-        for s in tlsd_scenarios(server):
+        for s in battery(server):
             why = excuse(caps, s.server_needs)
             if why is None:
                 todo.append(s)
             else:
                 cells += [Cell(s.name, b.name, s.peer, EXCUSED, f"server {server} {why}")
                           for b in backends]
-        cells += run_scenarios(backends, todo, f"tlsd-{server}")
+        cells += run_scenarios(backends, todo, f"{prefix}-{server}")
     return cells
