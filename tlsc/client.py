@@ -14,6 +14,7 @@ from .engine import Engine, Interrupted, Settings
 from .exitcodes import Fatal
 from .log import Log
 from .names import is_dns_name, is_reference_name
+from .reasons import Reason
 from .session import (
     Backend,
     ClientConfig,
@@ -108,9 +109,7 @@ def ssl_variables(facts: Facts) -> dict[str, str | None]:
             raise Fatal(exitcodes.TLS, f"peer certificate: {e}") from None
     if facts.server_name is not None and not is_dns_name(facts.server_name):
         # Only a server can receive one; every backend must refuse it the same way.
-        raise Fatal(
-            exitcodes.TLS, "handshake failed: the client sent an SNI that is not a DNS name"
-        )
+        raise Fatal(exitcodes.TLS, f"handshake failed: {Reason.INVALID_SNI.words('client')}")
     return {
         "SSL_PROTOCOL": facts.protocol,
         "SSL_CIPHER": facts.cipher,
@@ -147,6 +146,9 @@ class Prepared:
     backend: Backend
     context: ClientContext | ServerContext
     ident: config.Identity
+    #: Who is at the other end: "server" (tlsc) or "client" (tlsd).  The core, not
+    #: the backend, words the role-dependent reasons (``the server sent a fatal alert``).
+    peer: str
 
     def session(self) -> Session:
         return _with_exit_codes(self.context.session)
@@ -186,7 +188,7 @@ def prepare(opts: Options, log: Log) -> Prepared:
     )
     context = new_context(backend.client_context, cfg, log)
     del key, cfg
-    return Prepared(backend, context, ident)
+    return Prepared(backend, context, ident, peer="server")
 
 
 def run(opts: Options, log: Log) -> int:
@@ -218,7 +220,7 @@ def run_connection(
     )
     try:
         config.drop_privileges(prepared.ident)
-        engine = Engine(session, opts.read_fd, opts.write_fd, child, settings, log)
+        engine = Engine(session, opts.read_fd, opts.write_fd, child, settings, log, prepared.peer)
         engine.handshake()
         facts = session.facts()
         ssl_vars = ssl_variables(facts)

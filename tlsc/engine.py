@@ -51,9 +51,12 @@ from . import exitcodes
 from .child import FORWARDED, Prog
 from .exitcodes import Fatal
 from .log import Log
+from .reasons import Reason, describe
 from .session import Session, TLSError, Truncated, WriteClosed
 
 CHUNK = 131072  #: one read from any descriptor (bench/: 64 KiB cost more per GiB)
+#: The fatal line of a -K timeout (the core's own finding: a backend has no clock).
+TIMED_OUT = f"handshake failed: {Reason.TIMEOUT.words()}"
 HIGH = 2 * CHUNK  #: a buffer at or above this stops its source
 IOV_MAX = 1024  #: chunks per writev (POSIX guarantees at least 16; Linux takes 1024)
 RECORD = 16384  #: one TLS record's plaintext: what one session read can return
@@ -146,9 +149,18 @@ class Engine:
     """One connection: the network pair, the session, the child."""
 
     def __init__(
-        self, session: Session, net_r: int, net_w: int, child: Prog, settings: Settings, log: Log
+        self,
+        session: Session,
+        net_r: int,
+        net_w: int,
+        child: Prog,
+        settings: Settings,
+        log: Log,
+        peer: str,
     ) -> None:
+        """``peer``: who is at the other end, "server" (tlsc) or "client" (tlsd), for messages."""
         self.s = session
+        self.peer = peer
         self.net_r = net_r
         self.net_w = net_w
         self.child = child
@@ -210,14 +222,14 @@ class Engine:
             p = select.poll()
             p.register(fd, POLLOUT)
             if not p.poll(timeout):
-                raise Fatal(exitcodes.TLS, "handshake failed: timed out")
+                raise Fatal(exitcodes.TLS, TIMED_OUT)
 
     def _remaining(self, deadline: float | None) -> int | None:
         if deadline is None:
             return None
         left = deadline - time.monotonic()
         if left <= 0:
-            raise Fatal(exitcodes.TLS, "handshake failed: timed out")
+            raise Fatal(exitcodes.TLS, TIMED_OUT)
         return max(1, int(left * 1000))
 
     # -- the handshake ------------------------------------------------------
@@ -247,7 +259,7 @@ class Engine:
                 done = self.s.do_handshake()
             except TLSError as e:
                 self._flush_alert()
-                raise Fatal(exitcodes.TLS, f"handshake failed: {e}") from None
+                raise Fatal(exitcodes.TLS, f"handshake failed: {describe(e, self.peer)}") from None
             out = self.s.data_to_send()
             if out:
                 self.log.debug(f"handshake: sending {len(out)} bytes")
@@ -255,7 +267,7 @@ class Engine:
             if done:
                 return
             if not p.poll(self._remaining(deadline)):
-                raise Fatal(exitcodes.TLS, "handshake failed: timed out")
+                raise Fatal(exitcodes.TLS, TIMED_OUT)
             try:
                 data = os.read(self.net_r, CHUNK)
             except BlockingIOError:
@@ -419,7 +431,8 @@ class Engine:
                 # Nobody wants the peer's data any more and all of ours is sent: an
                 # error now (typically a TLS 1.2 server answering our bare half-close
                 # with an alert) loses nothing, so it ends the session, not tlsc.
-                self.log.info(f"peer after the end of the session: {e}")
+                why = describe(e, self.peer)
+                self.log.info(f"{self.peer} after the end of the session: {why}")
                 self._peer_end(clean=False)
                 return
             if data is None:
@@ -613,4 +626,4 @@ class Engine:
         self._close_all()
         self.child.wait()
         what = "connection truncated" if isinstance(error, Truncated) else "TLS error"
-        raise Fatal(exitcodes.TLS, f"{what}: {error}")
+        raise Fatal(exitcodes.TLS, f"{what}: {describe(error, self.peer)}")

@@ -68,7 +68,7 @@ def prepare(opts: Options, log: Log) -> Prepared:
     )
     context = new_context(backend.server_context, cfg, log)
     del key, cfg
-    return Prepared(backend, context, ident)
+    return Prepared(backend, context, ident, peer="client")
 
 
 def run(opts: Options, log: Log) -> int:

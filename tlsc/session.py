@@ -71,6 +71,29 @@ Who bounds the buffers: the core.  It feeds ``receive_data`` at most one read
 out of it, and it pulls plaintext with ``read`` only while prog's pipe buffer
 has room.  A backend buffers at most what it was given.
 
+Errors and their words (spec section 4: the same failure gets the same words
+from every backend).  A backend never words a failure: it raises one of the
+classes below with a reason code from :mod:`tlsc.reasons` and, optionally, a
+detail that the core prints *after* the words::
+
+    raise VerificationError(Reason.EXPIRED)
+    raise VerificationError(Reason.NAME_MISMATCH, reasons.not_valid_for(name))
+    raise VerificationError(Reason.UNKNOWN_CA, "unable to get local issuer certificate")
+    raise AlertReceived(Reason.ALERT, reasons.alert_name(library_text_or_number))
+    raise ProtocolError(Reason.PROTOCOL, "not a TLS record")
+    raise ProtocolError(Reason.BAD_RECORD, "bad record MAC")
+    raise Truncated(Reason.TRUNCATED)
+
+``error.reason`` and ``error.detail`` are what was raised; ``str(error)`` is
+"words: detail".  Words that depend on the role ("the server sent a fatal
+alert" in tlsc, "the client sent ..." in tlsd) are filled in by the core,
+which knows its role (:func:`tlsc.reasons.describe`); a backend states the
+fact (``Reason.ALERT``, detail the alert's RFC name) and nothing else.  The
+handshake timeout (``Reason.TIMEOUT``) and an SNI that is not a DNS name
+(``Reason.INVALID_SNI``) are the core's own findings.  A plain string in
+place of a reason is accepted and becomes the detail of the class's
+``default_reason``.
+
 Close semantics, told apart: ``read`` returning ``b""`` is close_notify (clean);
 ``Truncated`` is EOF without close_notify (a truncation attack under -J); any
 other :class:`TLSError` is a fatal error.
@@ -84,6 +107,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from .reasons import Reason, words
+
 __all__ = [
     "AlertReceived",
     "Backend",
@@ -95,6 +120,7 @@ __all__ = [
     "EngineError",
     "Facts",
     "ProtocolError",
+    "Reason",
     "ServerConfig",
     "ServerContext",
     "Session",
@@ -123,27 +149,59 @@ class EngineError(Exception):
 
 
 class TLSError(Exception):
-    """A TLS failure on this connection: exit 98.  ``str()`` is the reason."""
+    """A TLS failure on this connection: exit 98.
+
+    ``TLSError(reason, detail=None)``: ``reason`` is a :class:`tlsc.reasons.Reason`
+    (the core's words), ``detail`` what the backend adds after them.  ``str()``
+    is the words, then ``: detail``; the core words its fatal line with
+    :func:`tlsc.reasons.describe`, which also names the peer's role.  A plain
+    string instead of a Reason (older third-party backends) becomes the
+    detail of the class's :attr:`default_reason`.
+    """
+
+    #: The reason of an error raised with a plain string.
+    default_reason: Reason = Reason.FAILURE
+
+    def __init__(self, reason: Reason | str, detail: str | None = None) -> None:
+        if isinstance(reason, Reason):
+            self.reason, self.detail = reason, detail
+        else:
+            text = f"{reason}: {detail}" if detail else str(reason)
+            self.reason, self.detail = self.default_reason, text or None
+        super().__init__(self.reason, self.detail)
+
+    def __str__(self) -> str:
+        return words(self.reason, self.detail)
 
 
 class VerificationError(TLSError):
-    """The server's certificate chain or name was not acceptable."""
+    """The peer's certificate chain or name was not acceptable."""
+
+    default_reason = Reason.INVALID_CERTIFICATE
 
 
 class AlertReceived(TLSError):
-    """The peer sent a fatal alert."""
+    """The peer sent a fatal alert: :attr:`Reason.ALERT`, detail its name (``alert_name``)."""
+
+    default_reason = Reason.ALERT
 
 
 class ProtocolError(TLSError):
     """The peer sent something that is not valid TLS, or a record failed to decrypt."""
 
+    default_reason = Reason.PROTOCOL
+
 
 class Truncated(TLSError):
     """The network reached EOF without a close_notify."""
 
+    default_reason = Reason.TRUNCATED
+
 
 class WriteClosed(TLSError):
     """The session can no longer send application data."""
+
+    default_reason = Reason.WRITE_CLOSED
 
 
 # -- data -------------------------------------------------------------------

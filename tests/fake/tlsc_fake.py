@@ -3,7 +3,9 @@
 Honest for everything the core does (handshake progress, records, close_notify
 versus EOF, alerts, write-after-close rules), useless as security.  Putting
 this directory on PYTHONPATH registers it as backend ``fake`` through its
-dist-info, exactly the way a real backend is found.
+dist-info, exactly the way a real backend is found.  Some of its errors carry a reason
+code (:mod:`tlsc.reasons`), others a plain string, as a backend written
+before the reason table would: the core must word both.
 
 Wire format, shared with :class:`FakeServer` in the tests:
   client -> "HELLO <sni or ->\\n";  server -> "OK <protocol> <cipher>\\n"
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import struct
 
+from tlsc.reasons import Reason, alert_name
 from tlsc.session import (
     AlertReceived,
     BackendInfo,
@@ -80,7 +83,9 @@ class FakeSession:
         del self.inbuf[: nl + 1]
         if len(line) == 2 and line[0] == "BADCERT":
             self.out += record(b"A", b"bad_certificate")
-            raise VerificationError(f"certificate verify failed: {line[1]}")
+            if line[1] == "expired":
+                raise VerificationError(Reason.EXPIRED)
+            raise VerificationError(Reason.INVALID_CERTIFICATE, line[1])
         if len(line) != 3 or line[0] != "OK":
             raise ProtocolError("garbage instead of a server hello")
         self.protocol, self.cipher = line[1], line[2]
@@ -112,7 +117,7 @@ class FakeSession:
             self.peer_closed = True
             return b""
         if kind == b"A":
-            raise AlertReceived(f"fatal alert: {payload.decode('ascii', 'replace')}")
+            raise AlertReceived(Reason.ALERT, alert_name(payload.decode("ascii", "replace")))
         return payload
 
     def write(self, data: bytes) -> None:

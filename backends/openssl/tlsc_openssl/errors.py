@@ -4,9 +4,11 @@ pyOpenSSL raises ``SSL.Error`` whose first argument is OpenSSL's error queue,
 a list of ``(library, function, reason)`` strings.  A fatal alert *received*
 from the peer shows up as a reason like ``"sslv3 alert bad certificate"`` or
 ``"tlsv1 alert unknown ca"`` (``"tls alert ..."`` since OpenSSL 4); everything
-else is something the peer sent that we could not accept, a protocol error.
-The reason string is OpenSSL's own wording, which is what a user will find
-when searching for it.
+else is something the peer sent that we could not accept: a record that
+fails to decrypt (:attr:`Reason.BAD_RECORD`) or a protocol error.  The words
+are the core's (:mod:`tlsc.reasons`); OpenSSL's own reason string follows
+them as the detail, which is what a user will find when searching for it.
+An alert's name is given in its one spelling (``certificate_required``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 
 from OpenSSL import SSL
 
+from tlsc.reasons import Reason, alert_name
 from tlsc.session import AlertReceived, ProtocolError, TLSError
 
 __all__ = ["classify", "reason_of"]
@@ -23,6 +26,17 @@ __all__ = ["classify", "reason_of"]
 #: "sslv3 alert ...", "tlsv1 alert ...", "tlsv13 alert ...", "tlsv1 unrecognized
 #: name" in OpenSSL 3; "tls alert ..." in OpenSSL 4.
 _RECEIVED_ALERT = re.compile(r"^(?:(?:sslv3|tlsv1|tlsv13|tls) alert|tlsv1) (.+)$")
+
+#: OpenSSL's reasons for a record that fails to decrypt or authenticate.
+_BAD_RECORD = (
+    "bad record mac",
+    "decryption failed",
+    "bad decrypt",
+    "record overflow",
+    "packet length too long",
+    "data length too long",
+    "encrypted length too long",
+)
 
 
 def reason_of(error: SSL.Error) -> str:
@@ -42,5 +56,7 @@ def classify(error: SSL.Error) -> TLSError:
     reason = reason_of(error)
     match = _RECEIVED_ALERT.match(reason)
     if match:
-        return AlertReceived(f"received fatal alert: {match.group(1)}")
-    return ProtocolError(reason)
+        return AlertReceived(Reason.ALERT, alert_name(match.group(1)))
+    if any(words in reason for words in _BAD_RECORD):
+        return ProtocolError(Reason.BAD_RECORD, reason)
+    return ProtocolError(Reason.PROTOCOL, reason)

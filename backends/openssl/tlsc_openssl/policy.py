@@ -22,7 +22,8 @@ so that the two can never disagree:
   subjectAltName entries only: never OpenSSL's own host check, never the CN.
 
 The function only reads a ``cryptography`` certificate; it knows nothing of
-OpenSSL, which keeps it reusable and testable on its own.
+OpenSSL, which keeps it reusable and testable on its own.  A problem is a
+:class:`tlsc.reasons.Reason` and an optional detail: the core owns the words.
 """
 
 from __future__ import annotations
@@ -36,19 +37,26 @@ from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tlsc.names import match_server_name
+from tlsc.reasons import Reason, not_valid_for
 
 __all__ = [
     "CLIENT_AUTH",
     "MIN_RSA_BITS",
+    "Problem",
     "SERVER_AUTH",
     "check_certificate",
     "name_mismatch",
     "time_problem",
+    "usage_problem",
 ]
 
 MIN_RSA_BITS = 2048
+
+#: Why a certificate is refused: the reason code and what to say after its words.
+Problem = tuple[Reason, str | None]
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
+_NAMES = {SERVER_AUTH: "serverAuth", CLIENT_AUTH: "clientAuth"}
 
 #: Signature algorithms refused below the anchor whose hash ``cryptography``
 #: may not even be able to name (MD2, MD4), besides MD5 and SHA-1 found through
@@ -88,7 +96,7 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.E
         return None
 
 
-def name_mismatch(cert: x509.Certificate, server_name: str) -> str | None:
+def name_mismatch(cert: x509.Certificate, server_name: str) -> Problem | None:
     """The reason ``cert`` is not valid for ``server_name``, or None if it is.
 
     subjectAltName dNSName and iPAddress only; a certificate without a SAN
@@ -102,54 +110,55 @@ def name_mismatch(cert: x509.Certificate, server_name: str) -> str | None:
         ip_addresses = san.get_values_for_type(x509.IPAddress)
     if match_server_name(server_name, dns_names, ip_addresses):
         return None
-    return f"certificate is not valid for {server_name!r}"
+    return Reason.NAME_MISMATCH, not_valid_for(server_name)
 
 
-def time_problem(cert: x509.Certificate, now: datetime) -> str | None:
+def time_problem(cert: x509.Certificate, now: datetime) -> Problem | None:
     """Why ``cert`` is not valid at ``now``: notBefore..notAfter, both inclusive."""
     if now < cert.not_valid_before_utc:
-        return "certificate is not yet valid"
+        return Reason.NOT_YET_VALID, None
     if now > cert.not_valid_after_utc:
-        return "certificate has expired"
+        return Reason.EXPIRED, None
     return None
 
 
-def _strength_problem(cert: x509.Certificate) -> str | None:
+def _strength_problem(cert: x509.Certificate) -> Problem | None:
     try:
         key = cert.public_key()
     except (ValueError, UnsupportedAlgorithm):
-        return "unsupported or malformed public key"
+        return Reason.MALFORMED_CERTIFICATE, "unsupported or malformed public key"
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        return f"RSA key too small ({key.key_size} bits, at least {MIN_RSA_BITS} required)"
+        return Reason.WEAK_KEY, f"RSA {key.key_size} bits (minimum {MIN_RSA_BITS})"
     if isinstance(key, dsa.DSAPublicKey):
-        return "DSA keys are not accepted"
+        return Reason.WEAK_KEY, "DSA keys are not accepted"
     weak = _weak_signature_hash(cert)
     if weak:
-        return f"{weak} signatures are not accepted"
+        return Reason.WEAK_SIGNATURE, weak
     return None
 
 
-def _usage_problem(
+def usage_problem(
     cert: x509.Certificate, depth: int, purpose: x509.ObjectIdentifier
-) -> str | None:
+) -> Problem | None:
     """keyUsage/extendedKeyUsage, where present, must allow the use (spec section 2)."""
     eku = _extension(cert, x509.ExtendedKeyUsage)
     if isinstance(eku, x509.ExtendedKeyUsage) and purpose not in eku:
         # Same rule as OpenSSL's "sslserver"/"sslclient" purposes, CAs included:
         # anyExtendedKeyUsage alone does not make a TLS server (or client).
-        return "unsupported certificate purpose"
+        return Reason.EXTENDED_KEY_USAGE, f"extendedKeyUsage does not allow {_NAMES[purpose]}"
     ku = _extension(cert, x509.KeyUsage)
     if depth == 0:
         if isinstance(ku, x509.KeyUsage) and not (
             ku.digital_signature or ku.key_encipherment or ku.key_agreement
         ):
-            return "unsupported certificate purpose"
+            return Reason.KEY_USAGE, "keyUsage of the leaf allows no TLS use"
         return None
     bc = _extension(cert, x509.BasicConstraints)
     if not (isinstance(bc, x509.BasicConstraints) and bc.ca):
-        return "invalid CA certificate"
+        return Reason.NOT_A_CA, None
     if isinstance(ku, x509.KeyUsage) and not ku.key_cert_sign:
-        return "key usage does not include certificate signing"
+        # OpenSSL's check_ca() reports this as an invalid CA, and so do we.
+        return Reason.NOT_A_CA, "keyUsage does not allow keyCertSign"
     return None
 
 
@@ -161,7 +170,7 @@ def check_certificate(
     server_name: str | None,
     now: datetime,
     purpose: x509.ObjectIdentifier = SERVER_AUTH,
-) -> str | None:
+) -> Problem | None:
     """Why ``cert`` at ``depth`` (0 = the peer's leaf) is unacceptable, or None.
 
     ``purpose``: the extendedKeyUsage the chain must allow where it names any,
@@ -177,10 +186,10 @@ def check_certificate(
     try:
         problem = time_problem(cert, now)
         if problem is None and not is_anchor:
-            problem = _strength_problem(cert) or _usage_problem(cert, depth, purpose)
+            problem = _strength_problem(cert) or usage_problem(cert, depth, purpose)
         if problem is None and depth == 0 and server_name is not None:
             problem = name_mismatch(cert, server_name)
     except ValueError:
         # cryptography refuses to parse an extension OpenSSL tolerated.
-        return "malformed certificate extension"
+        return Reason.MALFORMED_CERTIFICATE, "malformed certificate extension"
     return problem

@@ -26,6 +26,7 @@ from typing import NoReturn
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
+from tlsc.reasons import Reason
 from tlsc.session import (
     Facts,
     TLSError,
@@ -35,6 +36,7 @@ from tlsc.session import (
 )
 
 from .errors import classify, reason_of
+from .policy import Problem
 from .verify import verification_error
 
 __all__ = ["OpenSSLServerSession", "OpenSSLSession", "record_server_name"]
@@ -48,8 +50,8 @@ class OpenSSLSession:
     def __init__(self, context: SSL.Context, sni: str | None, sni_wire: bytes | None) -> None:
         """``sni``: the name for :meth:`facts`; ``sni_wire``: its ASCII form to send."""
         self._sni = sni
-        #: First reason the verify callback refused the server's chain for.
-        self.verify_failure: str | None = None
+        #: First reason the verify callback refused the peer's chain for.
+        self.verify_failure: Problem | None = None
         self._conn = SSL.Connection(context, None)
         self._conn.set_app_data(self)  # the verify and servername callbacks find us here
         self._start(sni_wire)
@@ -87,10 +89,10 @@ class OpenSSLSession:
             self._conn.do_handshake()
         except SSL.WantReadError:
             if self._network_eof:
-                self._fail(Truncated("connection closed during the handshake"))
+                self._fail(Truncated(Reason.TRUNCATED))
             return False
         except SSL.SysCallError:
-            self._fail(Truncated("connection closed during the handshake"))
+            self._fail(Truncated(Reason.TRUNCATED))
         except SSL.Error as e:
             self._fail(self._handshake_error(e))
         self._handshake_done = True
@@ -107,10 +109,10 @@ class OpenSSLSession:
             return b""
         except SSL.WantReadError:
             if self._network_eof:
-                self._fail(Truncated("connection closed without close_notify"))
+                self._fail(Truncated(Reason.TRUNCATED))
             return None
         except SSL.SysCallError:
-            self._fail(Truncated("connection closed without close_notify"))
+            self._fail(Truncated(Reason.TRUNCATED))
         except SSL.Error as e:
             self._fail(self._handshake_error(e) if not self._handshake_done else classify(e))
 
@@ -118,12 +120,12 @@ class OpenSSLSession:
 
     def write(self, data: bytes) -> None:
         if self._we_closed:
-            raise WriteClosed("close_notify already sent")
+            raise WriteClosed(Reason.WRITE_CLOSED, "close_notify already sent")
         if not isinstance(self._failure, Truncated):
             self._raise_if_failed()  # a truncation ends only the peer's direction
         if self._peer_closed and self._conn.get_protocol_version_name() != "TLSv1.3":
             # Before TLS 1.3 a close_notify closes both directions (RFC 5246 7.2.1).
-            raise WriteClosed("the peer sent close_notify")
+            raise WriteClosed(Reason.WRITE_CLOSED, "the peer sent close_notify")
         view = memoryview(data)
         while view:
             try:
@@ -132,7 +134,7 @@ class OpenSSLSession:
                 # Cannot happen after the handshake with memory BIOs (they
                 # grow and renegotiation is off); refuse loudly rather than
                 # drop plaintext silently.
-                self._fail(TLSError("TLS engine cannot send now"))
+                self._fail(TLSError(Reason.FAILURE, "the TLS engine cannot send now"))
             except SSL.Error as e:
                 self._fail(classify(e))
             view = view[sent:]
@@ -179,10 +181,10 @@ class OpenSSLSession:
 
     def _handshake_error(self, error: SSL.Error) -> TLSError:
         if self.verify_failure is not None:
-            return verification_error(self.verify_failure)
+            return verification_error(*self.verify_failure)
         exc = classify(error)
-        if str(exc) == "certificate verify failed":
-            return VerificationError(str(exc))
+        if exc.detail == "certificate verify failed":
+            return VerificationError(Reason.INVALID_CERTIFICATE, exc.detail)
         return exc
 
     def _fail(self, exc: TLSError) -> NoReturn:
@@ -215,7 +217,7 @@ class OpenSSLServerSession(OpenSSLSession):
     def _handshake_error(self, error: SSL.Error) -> TLSError:
         if self.verify_failure is None and "did not return a certificate" in reason_of(error):
             # VERIFY_FAIL_IF_NO_PEER_CERT: OpenSSL has queued its alert already.
-            return verification_error("the client sent no certificate")
+            return verification_error(Reason.NO_PEER_CERTIFICATE)
         return super()._handshake_error(error)
 
 

@@ -29,9 +29,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
+from tlsc.reasons import Reason
 from tlsc.session import VerificationError
 
-from .policy import SERVER_AUTH, check_certificate, time_problem
+from .policy import SERVER_AUTH, Problem, check_certificate, time_problem, usage_problem
 
 __all__ = [
     "CHAIN_STORE_FLAGS",
@@ -67,57 +68,88 @@ _TIME_ERRORS = {
     SSL.X509VerificationCodes.ERR_CERT_NOT_YET_VALID,
 }
 
-_UNKNOWN_CA = " (unknown CA)"
 _C = SSL.X509VerificationCodes
-_TEXTS: dict[int, str] = {
-    _C.ERR_UNABLE_TO_GET_ISSUER_CERT: "unable to get issuer certificate" + _UNKNOWN_CA,
+_R = Reason
+#: OpenSSL's verify errors as the core's reasons, with OpenSSL's wording as the
+#: detail where it says more than the reason's words.
+_REASONS: dict[int, Problem] = {
+    _C.ERR_UNABLE_TO_GET_ISSUER_CERT: (_R.UNKNOWN_CA, "unable to get issuer certificate"),
     _C.ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: (
-        "unable to get local issuer certificate" + _UNKNOWN_CA
+        _R.UNKNOWN_CA,
+        "unable to get local issuer certificate",
     ),
     _C.ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: (
-        "unable to verify the first certificate" + _UNKNOWN_CA
+        _R.UNKNOWN_CA,
+        "unable to verify the first certificate",
     ),
-    _C.ERR_DEPTH_ZERO_SELF_SIGNED_CERT: "self-signed certificate",
-    _C.ERR_SELF_SIGNED_CERT_IN_CHAIN: "self-signed certificate in certificate chain" + _UNKNOWN_CA,
-    _C.ERR_CERT_UNTRUSTED: "certificate not trusted",
-    _C.ERR_CERT_REJECTED: "certificate rejected",
-    _C.ERR_CERT_NOT_YET_VALID: "certificate is not yet valid",
-    _C.ERR_CERT_HAS_EXPIRED: "certificate has expired",
-    _C.ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD: "format error in certificate's notBefore field",
-    _C.ERR_ERROR_IN_CERT_NOT_AFTER_FIELD: "format error in certificate's notAfter field",
-    _C.ERR_CERT_SIGNATURE_FAILURE: "certificate signature failure",
-    _C.ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE: "unable to decrypt certificate's signature",
-    _C.ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY: "unable to decode issuer public key",
-    _C.ERR_CERT_CHAIN_TOO_LONG: "certificate chain too long",
-    _C.ERR_INVALID_CA: "invalid CA certificate",
-    _C.ERR_INVALID_NON_CA: "invalid non-CA certificate (has CA markings)",
-    _C.ERR_PATH_LENGTH_EXCEEDED: "path length constraint exceeded",
-    _C.ERR_INVALID_PURPOSE: "unsupported certificate purpose",
-    _C.ERR_KEYUSAGE_NO_CERTSIGN: "key usage does not include certificate signing",
-    _C.ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE: "key usage does not include digital signature",
-    _C.ERR_UNHANDLED_CRITICAL_EXTENSION: "unhandled critical extension",
-    _C.ERR_INVALID_EXTENSION: "invalid or inconsistent certificate extension",
-    _C.ERR_SUBJECT_ISSUER_MISMATCH: "subject issuer mismatch",
-    _C.ERR_AKID_SKID_MISMATCH: "authority and subject key identifier mismatch",
-    _C.ERR_AKID_ISSUER_SERIAL_MISMATCH: "authority and issuer serial number mismatch",
-    _C.ERR_PERMITTED_VIOLATION: "permitted subtree violation",
-    _C.ERR_EXCLUDED_VIOLATION: "excluded subtree violation",
-    _C.ERR_HOSTNAME_MISMATCH: "hostname mismatch",
-    _C.ERR_IP_ADDRESS_MISMATCH: "IP address mismatch",
-    X509_V_ERR_EE_KEY_TOO_SMALL: "EE certificate key too weak",
-    X509_V_ERR_CA_KEY_TOO_SMALL: "CA certificate key too weak",
-    X509_V_ERR_CA_MD_TOO_WEAK: "CA signature digest algorithm too weak",
+    _C.ERR_DEPTH_ZERO_SELF_SIGNED_CERT: (_R.SELF_SIGNED, None),
+    _C.ERR_SELF_SIGNED_CERT_IN_CHAIN: (
+        _R.UNKNOWN_CA,
+        "self-signed certificate in certificate chain",
+    ),
+    _C.ERR_CERT_UNTRUSTED: (_R.UNKNOWN_CA, "certificate not trusted"),
+    _C.ERR_SUBJECT_ISSUER_MISMATCH: (_R.UNKNOWN_CA, "subject issuer mismatch"),
+    _C.ERR_AKID_SKID_MISMATCH: (_R.UNKNOWN_CA, "authority and subject key identifier mismatch"),
+    _C.ERR_AKID_ISSUER_SERIAL_MISMATCH: (
+        _R.UNKNOWN_CA,
+        "authority and issuer serial number mismatch",
+    ),
+    _C.ERR_CERT_REJECTED: (_R.INVALID_CERTIFICATE, "certificate rejected"),
+    _C.ERR_CERT_NOT_YET_VALID: (_R.NOT_YET_VALID, None),
+    _C.ERR_CERT_HAS_EXPIRED: (_R.EXPIRED, None),
+    _C.ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD: (
+        _R.MALFORMED_CERTIFICATE,
+        "format error in certificate's notBefore field",
+    ),
+    _C.ERR_ERROR_IN_CERT_NOT_AFTER_FIELD: (
+        _R.MALFORMED_CERTIFICATE,
+        "format error in certificate's notAfter field",
+    ),
+    _C.ERR_CERT_SIGNATURE_FAILURE: (_R.BAD_SIGNATURE, None),
+    _C.ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE: (
+        _R.BAD_SIGNATURE,
+        "unable to decrypt certificate's signature",
+    ),
+    _C.ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY: (
+        _R.MALFORMED_CERTIFICATE,
+        "unable to decode issuer public key",
+    ),
+    _C.ERR_CERT_CHAIN_TOO_LONG: (_R.CHAIN_TOO_LONG, None),
+    _C.ERR_INVALID_CA: (_R.NOT_A_CA, None),
+    _C.ERR_INVALID_NON_CA: (_R.INVALID_CERTIFICATE, "non-CA certificate has CA markings"),
+    _C.ERR_PATH_LENGTH_EXCEEDED: (_R.PATH_LENGTH, None),
+    _C.ERR_INVALID_PURPOSE: (_R.EXTENDED_KEY_USAGE, None),
+    _C.ERR_KEYUSAGE_NO_CERTSIGN: (_R.KEY_USAGE, "keyUsage does not allow keyCertSign"),
+    _C.ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE: (
+        _R.KEY_USAGE,
+        "keyUsage does not allow digitalSignature",
+    ),
+    _C.ERR_UNHANDLED_CRITICAL_EXTENSION: (_R.CRITICAL_EXTENSION, None),
+    _C.ERR_INVALID_EXTENSION: (
+        _R.INVALID_CERTIFICATE,
+        "invalid or inconsistent certificate extension",
+    ),
+    _C.ERR_PERMITTED_VIOLATION: (_R.NAME_CONSTRAINTS, "permitted subtree violation"),
+    _C.ERR_EXCLUDED_VIOLATION: (_R.NAME_CONSTRAINTS, "excluded subtree violation"),
+    _C.ERR_HOSTNAME_MISMATCH: (_R.NAME_MISMATCH, None),
+    _C.ERR_IP_ADDRESS_MISMATCH: (_R.NAME_MISMATCH, None),
+    X509_V_ERR_EE_KEY_TOO_SMALL: (_R.WEAK_KEY, None),
+    X509_V_ERR_CA_KEY_TOO_SMALL: (_R.WEAK_KEY, None),
+    X509_V_ERR_CA_MD_TOO_WEAK: (_R.WEAK_SIGNATURE, None),
 }
 
 
-def describe_verify_error(errnum: int, fallback: str | None = None) -> str:
-    """Readable text for an ``X509_V_ERR_*`` code (OpenSSL's wording, plus hints)."""
-    return _TEXTS.get(errnum) or fallback or f"X.509 verification error {errnum}"
+def describe_verify_error(errnum: int, fallback: str | None = None) -> Problem:
+    """The reason for an ``X509_V_ERR_*`` code; OpenSSL's own text for one we do not map."""
+    return _REASONS.get(errnum) or (
+        _R.INVALID_CERTIFICATE,
+        fallback or f"X.509 verification error {errnum}",
+    )
 
 
-def verification_error(reason: str) -> VerificationError:
+def verification_error(reason: Reason, detail: str | None = None) -> VerificationError:
     """The exception the core reports, one wording for both verification paths."""
-    return VerificationError(f"certificate verify failed: {reason}")
+    return VerificationError(reason, detail)
 
 
 def new_store(anchors: Iterable[x509.Certificate]) -> crypto.X509Store:
@@ -139,7 +171,7 @@ def _der(cert: x509.Certificate) -> bytes:
 class VerifyState(Protocol):
     """What the callback needs from a session: where to leave the first reason."""
 
-    verify_failure: str | None
+    verify_failure: Problem | None
 
 
 class Verifier:
@@ -173,14 +205,14 @@ class Verifier:
         try:
             reason = self._judge(cert.to_cryptography(), errnum, depth, ok)
         except Exception as e:  # never let an exception escape into OpenSSL
-            reason = f"internal error while verifying: {type(e).__name__}"
+            reason = (Reason.FAILURE, f"internal error while verifying: {type(e).__name__}")
         if reason is None:
             return True
         if state.verify_failure is None:
             state.verify_failure = reason
         return False
 
-    def _judge(self, cert: x509.Certificate, errnum: int, depth: int, ok: int) -> str | None:
+    def _judge(self, cert: x509.Certificate, errnum: int, depth: int, ok: int) -> Problem | None:
         is_anchor = _der(cert) in self.anchors_der
         if not ok:
             if errnum in _TIME_ERRORS:
@@ -201,6 +233,10 @@ class Verifier:
                     purpose=self.purpose,
                 )
                 return policy or describe_verify_error(errnum)
+            if errnum == _C.ERR_INVALID_PURPOSE:
+                # OpenSSL says "purpose" for keyUsage and extendedKeyUsage alike;
+                # the policy tells which, as tlsc_openssl.verify_chain does.
+                return usage_problem(cert, depth, self.purpose) or describe_verify_error(errnum)
             return describe_verify_error(errnum)
         return check_certificate(
             cert,
@@ -216,7 +252,7 @@ def _parse(der: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
     except ValueError:
-        raise verification_error("malformed certificate") from None
+        raise verification_error(Reason.MALFORMED_CERTIFICATE) from None
 
 
 def verify_chain(
@@ -233,7 +269,7 @@ def verify_chain(
     checked at.  For the conformance harness: it needs no network.
     """
     if not chain_der:
-        raise verification_error("no certificate")
+        raise verification_error(Reason.NO_PEER_CERTIFICATE)
     if at_time is None:
         now = datetime.now(timezone.utc)
     elif at_time.tzinfo is None:
@@ -254,7 +290,7 @@ def verify_chain(
         verified = crypto.X509StoreContext(store, leaf, untrusted).get_verified_chain()
     except crypto.X509StoreContextError as e:
         code, _depth, message = e.errors
-        raise verification_error(describe_verify_error(code, message)) from None
+        raise verification_error(*describe_verify_error(code, message)) from None
     verified_crypto = [c.to_cryptography() for c in verified]
     anchor_set = frozenset(anchors_der)
     # Anchor first, leaf last: the order OpenSSL calls the handshake callback in.
@@ -268,4 +304,4 @@ def verify_chain(
             now=now,
         )
         if problem:
-            raise verification_error(problem)
+            raise verification_error(*problem)

@@ -11,6 +11,9 @@ from tlslite_certs import DAY, NOW, PKI, make_cert, make_inter, make_leaf, make_
 
 from tlsc_tlslite.verify import ChainError, verify_chain
 
+UNKNOWN_CA = "^unknown certificate authority: "
+NOT_A_CA = "^issuer is not a certificate authority: "
+
 
 def ok(chain, anchors, server_name="server.test", at=NOW):
     verify_chain(chain, anchors, server_name, at)
@@ -41,7 +44,7 @@ def test_unknown_ca(pki: PKI):
 
 
 def test_missing_intermediate(pki: PKI):
-    refused([pki.leaf.der], [pki.root.der], match="unknown CA", alert="unknown_ca")
+    refused([pki.leaf.der], [pki.root.der], match=UNKNOWN_CA, alert="unknown_ca")
 
 
 def test_partial_chain_intermediate_anchor(pki: PKI):
@@ -66,7 +69,7 @@ def test_anchor_matched_by_subject_and_key(pki: PKI):
     # same subject, other key: not a match (the chain's real intermediate is
     # followed instead, and its issuer is unknown)
     impostor = make_cert("Test Intermediate", None, key_kind="rsa", ca=True)
-    refused(pki.chain, [impostor.der], match="unknown CA", alert="unknown_ca")
+    refused(pki.chain, [impostor.der], match=UNKNOWN_CA, alert="unknown_ca")
     # ... and with nothing else to follow, the impostor's key fails the signature
     refused([pki.leaf.der], [impostor.der], match="signature failure", alert="decrypt_error")
 
@@ -130,14 +133,14 @@ def test_issuer_needs_ca_flag(pki: PKI):
     for ca in (None, False):
         inter = make_inter("Not a CA", pki.root, ca=ca)
         leaf = make_leaf(inter)
-        refused([leaf.der, inter.der], [pki.root.der], match="invalid CA", alert="unknown_ca")
+        refused([leaf.der, inter.der], [pki.root.der], match=NOT_A_CA, alert="unknown_ca")
     inter = make_inter("Is a CA", pki.root, ca=True)
     ok([make_leaf(inter).der, inter.der], [pki.root.der])
 
 
 def test_anchor_as_issuer_needs_ca_flag():
     root = make_root("Flagless Root", ca=None)
-    refused([make_leaf(root).der], [root.der], match="invalid CA")
+    refused([make_leaf(root).der], [root.der], match=NOT_A_CA)
 
 
 def test_path_len():

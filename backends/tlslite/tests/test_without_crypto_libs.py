@@ -376,7 +376,7 @@ def test_wrong_servername_is_98(pki, sserver, tmp_path, tls):
     out = tmp_path / "prog.json"
     p = run_tlsc(pki, srv.port, ["-k", "not-localhost.example"], out, cafile=pki.ca.cert)
     assert p.returncode == 98, p.stderr
-    assert "not valid for 'not-localhost.example'" in p.stderr
+    assert "certificate name mismatch: not valid for 'not-localhost.example'" in p.stderr
     assert not out.exists()  # prog never ran
 
 
@@ -386,7 +386,7 @@ def test_unknown_ca_is_98(pki, sserver, tmp_path, tls):
     out = tmp_path / "prog.json"
     p = run_tlsc(pki, srv.port, ["-k", "localhost"], out, cafile=pki.other_ca.cert)
     assert p.returncode == 98, p.stderr
-    assert "unknown CA" in p.stderr
+    assert "handshake failed: unknown certificate authority" in p.stderr
     assert not out.exists()
 
 

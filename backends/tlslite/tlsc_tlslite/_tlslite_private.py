@@ -53,6 +53,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tlsc.reasons import Reason
 from tlsc.session import VerificationError
 from tlslite.constants import AlertDescription, AlertLevel, ContentType
 from tlslite.messages import Alert, Certificate
@@ -131,7 +132,7 @@ class VerifyingConnection(TLSConnection):
         if not ders:
             tls13 = tuple(self.version) >= (3, 4)
             alert = "certificate_required" if tls13 else "handshake_failure"
-            yield from self._tlsc_reject(ChainError("the client sent no certificate", alert))
+            yield from self._tlsc_reject(ChainError(Reason.NO_PEER_CERTIFICATE, None, alert))
         assert self.tlsc_verifier is not None
         try:
             self.tlsc_verifier(ders)

@@ -30,6 +30,7 @@ import errno
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from tlsc.reasons import Reason, alert_name
 from tlsc.session import (
     AlertReceived,
     EngineError,
@@ -80,6 +81,15 @@ _PROTOCOLS = {(3, 3): "TLSv1.2", (3, 4): "TLSv1.3"}
 
 #: First byte of a TLS record: change_cipher_spec, alert, handshake, application_data, heartbeat.
 _RECORD_TYPES = frozenset(ContentType.all)
+
+#: Alerts tlslite-ng sends when a record fails to decrypt or authenticate.
+_BAD_RECORD_ALERTS = frozenset(
+    {
+        AlertDescription.bad_record_mac,
+        AlertDescription.decryption_failed,
+        AlertDescription.record_overflow,
+    }
+)
 
 ChainVerifier = Callable[[list[bytes]], None]
 
@@ -213,19 +223,12 @@ class _MemorySocket:
         return ("", 0)
 
 
-def _alert_name(e: TLSRemoteAlert | TLSLocalAlert) -> str:
-    return AlertDescription.toStr(e.description)
-
-
 class _SessionBase:
     """One connection in either role; see ``tlsc.session`` for the contract.
 
-    Subclasses set :attr:`_peer` and implement :meth:`_peer_facts`; ``start``
+    Subclasses implement :meth:`_peer_facts`; ``start``
     turns the fresh connection into its handshake generator.
     """
-
-    #: Who is at the other end, for messages: "server" or "client".
-    _peer: str
 
     def __init__(
         self,
@@ -281,28 +284,28 @@ class _SessionBase:
         self._error = error
         return error
 
-    def _map_error(self, e: BaseException, during: str) -> TLSError:
+    def _map_error(self, e: BaseException) -> TLSError:
+        """tlslite-ng's exception as the core's reason (the words are the core's)."""
         if isinstance(e, TLSError):
             return e
         if isinstance(e, _Garbage):
-            return ProtocolError(f"protocol error {during}: {e.reason}")
+            return ProtocolError(Reason.PROTOCOL, e.reason)
         if isinstance(e, TLSLocalAlert):
             verification = self._conn.verification_error
             if verification is not None:
                 return verification
-            return ProtocolError(f"protocol error {during}: {e}")
+            if e.description in _BAD_RECORD_ALERTS:
+                return ProtocolError(Reason.BAD_RECORD, e.message or alert_name(e.description))
+            return ProtocolError(Reason.PROTOCOL, str(e))
         if isinstance(e, TLSRemoteAlert):
             if e.description == AlertDescription.close_notify:
-                return AlertReceived(
-                    f"the {self._peer} closed the connection {during} (close_notify)"
-                )
-            return AlertReceived(f"the {self._peer} sent a fatal alert {during}: {_alert_name(e)}")
+                # A close_notify where the handshake needed a message: it ended early.
+                return Truncated(Reason.TRUNCATED, "close_notify during the handshake")
+            return AlertReceived(Reason.ALERT, alert_name(e.description))
         if isinstance(e, TLSAbruptCloseError):
-            return Truncated(f"the connection was closed {during} without close_notify")
+            return Truncated(Reason.TRUNCATED)
         text = str(e)
-        return ProtocolError(
-            f"protocol error {during}: {type(e).__name__}" + (f": {text}" if text else "")
-        )
+        return ProtocolError(Reason.PROTOCOL, type(e).__name__ + (f": {text}" if text else ""))
 
     # -- handshake ---------------------------------------------------------------
 
@@ -317,7 +320,7 @@ class _SessionBase:
                     return False  # wants to read: keep the generator suspended
                 # 1 (wants to write) cannot block with our socket: go on
         except Exception as e:  # tlslite raises far more than its own types
-            raise self._fail(self._map_error(e, "during the handshake")) from None
+            raise self._fail(self._map_error(e)) from None
         self._handshake_done = True
         self._facts = self._collect_facts()
         # TLS 1.3 close_notify is a half-close (RFC 8446 section 6.1): see
@@ -342,7 +345,7 @@ class _SessionBase:
 
     def facts(self) -> Facts:
         if self._facts is None:
-            raise ProtocolError("the handshake is not complete")
+            raise ProtocolError(Reason.FAILURE, "the handshake is not complete")
         return self._facts
 
     # -- application data -------------------------------------------------------
@@ -384,11 +387,11 @@ class _SessionBase:
                 break
         except Exception as e:
             self._reader = None
-            raise self._fail(self._map_error(e, "while reading")) from None
+            raise self._fail(self._map_error(e)) from None
         if data is None:
             # A truncation ends only the peer's direction: it is remembered for
             # read() but, unlike _error, does not stop write().
-            self._truncated = Truncated("the connection was closed without close_notify")
+            self._truncated = Truncated(Reason.TRUNCATED)
             raise self._truncated
         self._reader = None
         if not data:
@@ -402,22 +405,22 @@ class _SessionBase:
 
     def write(self, data: bytes) -> None:
         if self._we_closed:
-            raise WriteClosed("close_notify already sent")
+            raise WriteClosed(Reason.WRITE_CLOSED, "close_notify already sent")
         if self._error is not None:
-            raise WriteClosed(f"the session failed: {self._error}")
+            raise WriteClosed(Reason.WRITE_CLOSED, f"the session failed: {self._error}")
         if not self._handshake_done:
-            raise WriteClosed("the handshake is not complete")
+            raise WriteClosed(Reason.WRITE_CLOSED, "the handshake is not complete")
         if self._conn.closed:
             # Only after the peer's TLS 1.2 close_notify, which tlslite answered:
             # the connection is over (TLS 1.3 keeps our direction open).
-            raise WriteClosed(f"the {self._peer} closed the connection (close_notify)")
+            raise WriteClosed(Reason.WRITE_CLOSED, "the peer closed the connection (close_notify)")
         if not data:
             return
         try:
             for _ in self._conn.writeAsync(bytes(data)):
                 pass
         except Exception as e:
-            raise self._fail(self._map_error(e, "while writing")) from None
+            raise self._fail(self._map_error(e)) from None
 
     def close_notify(self) -> None:
         if self._we_closed:
@@ -427,7 +430,7 @@ class _SessionBase:
             try:
                 send_close_notify(self._conn)
             except Exception as e:
-                raise self._fail(self._map_error(e, "while sending close_notify")) from None
+                raise self._fail(self._map_error(e)) from None
         self._sock.sealed = True
 
 
@@ -437,8 +440,6 @@ def _leaf(chain: Any) -> bytes | None:
 
 class TlsliteSession(_SessionBase):
     """One client connection."""
-
-    _peer = "server"
 
     def __init__(
         self,
@@ -472,8 +473,6 @@ class TlsliteServerSession(_SessionBase):
     verifier runs on it inside the handshake (``VerifyingConnection``).
     Any SNI is accepted and recorded.
     """
-
-    _peer = "client"
 
     def __init__(
         self,

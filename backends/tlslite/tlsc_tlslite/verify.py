@@ -23,8 +23,10 @@ same reason when a chain has a single fault:
 4. the server name (subjectAltName only, through :mod:`tlsc.names`);
 5. from the anchor down: each signature, then each validity period.
 
-Every failure raises :class:`ChainError` (a :class:`VerificationError`) whose
-``alert`` is the TLS alert to send, mapped as OpenSSL maps verify errors.
+Every failure raises :class:`ChainError` (a :class:`VerificationError`) with
+the core's reason (:mod:`tlsc.reasons`: the words are the core's, what follows
+them is ours) and an ``alert``, the TLS alert to send, mapped as OpenSSL maps
+verify errors.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import ecdsa
 import ecdsa.util
 from asn1crypto import x509
 from tlsc.names import match_server_name
+from tlsc.reasons import Reason, not_valid_for
 from tlsc.session import VerificationError
 from tlslite.utils.python_rsakey import Python_RSAKey
 
@@ -48,6 +51,7 @@ __all__ = ["ChainError", "TrustStore", "load_anchor", "verify_chain"]
 MAX_DEPTH = 10
 MIN_RSA_BITS = 2048
 WEAK_HASHES = frozenset({"md2", "md5", "sha1"})
+_HASH_NAMES = {"md2": "MD2", "md5": "MD5", "sha1": "SHA-1"}
 
 #: Critical extensions we enforce; any other critical extension is refused
 #: (fail closed: e.g. nameConstraints and policy constraints are not implemented).
@@ -94,8 +98,10 @@ _HASHES = {
 class ChainError(VerificationError):
     """A verification failure, with the TLS alert that reports it to the server."""
 
-    def __init__(self, reason: str, alert: str = "bad_certificate") -> None:
-        super().__init__(reason)
+    def __init__(
+        self, reason: Reason, detail: str | None = None, alert: str = "bad_certificate"
+    ) -> None:
+        super().__init__(reason, detail)
         self.alert = alert
 
 
@@ -251,7 +257,8 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "serv
         unknown = sorted(str(e) for e in c.cert.critical_extensions - HANDLED_CRITICAL)
         if unknown:
             raise ChainError(
-                f"unhandled critical extension ({', '.join(unknown)}) at depth {depth}",
+                Reason.CRITICAL_EXTENSION,
+                f"{', '.join(unknown)} at depth {depth}",
                 "certificate_unknown",
             )
     leaf_usages, ekus, eku_name = _PURPOSES[peer]
@@ -260,8 +267,8 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "serv
     if ku is not None and not (set(ku.native) & leaf_usages):
         allowed = ", ".join(n for u, n in _KU_NAMES.items() if u in leaf_usages)
         raise ChainError(
-            f"unsupported certificate purpose: keyUsage of the {peer} certificate allows "
-            f"none of {allowed}",
+            Reason.KEY_USAGE,
+            f"keyUsage of the {peer} certificate allows none of {allowed}",
             "unsupported_certificate",
         )
     # plen: certificates below the issuer being checked that count against its
@@ -271,20 +278,20 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "serv
         is_ca, path_len = _basic_constraints(c)
         if not is_ca:
             raise ChainError(
-                f"invalid CA certificate: {c.describe()} (depth {depth}) lacks basicConstraints CA",
+                Reason.NOT_A_CA,
+                f"{c.describe()} (depth {depth}) lacks basicConstraints CA",
                 "unknown_ca",
             )
         cku = c.cert.key_usage_value
         if cku is not None and "key_cert_sign" not in set(cku.native):
             raise ChainError(
-                f"invalid CA certificate: keyUsage of {c.describe()} (depth {depth}) "
-                "does not allow keyCertSign",
+                Reason.NOT_A_CA,
+                f"keyUsage of {c.describe()} (depth {depth}) does not allow keyCertSign",
                 "unknown_ca",
             )
         if path_len is not None and plen > path_len:
             raise ChainError(
-                f"path length constraint exceeded at {c.describe()} (depth {depth})",
-                "unknown_ca",
+                Reason.PATH_LENGTH, f"at {c.describe()} (depth {depth})", "unknown_ca"
             )
         if not _is_self_issued(c):
             plen += 1
@@ -295,7 +302,8 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "serv
         eku = c.cert.extended_key_usage_value
         if eku is not None and not (set(eku.native) & ekus):
             raise ChainError(
-                "unsupported certificate purpose: extendedKeyUsage of "
+                Reason.EXTENDED_KEY_USAGE,
+                "extendedKeyUsage of "
                 f"{f'the {peer} certificate' if depth == 0 else c.describe()} "
                 f"does not allow {eku_name}",
                 "unsupported_certificate",
@@ -304,21 +312,20 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "serv
 
 def _check_security_level(path: list[_Cert]) -> None:
     """Key sizes and algorithms of everything below the anchor (OpenSSL's auth level)."""
-    for depth, c in enumerate(path):
+    for c in path:
         pki = c.cert["tbs_certificate"]["subject_public_key_info"]
-        who = "EE" if depth == 0 else "CA"
         if pki.algorithm in ("rsa", "rsassa_pss") and pki.bit_size < MIN_RSA_BITS:
             raise ChainError(
-                f"{who} certificate key too weak: RSA {pki.bit_size} bits (minimum {MIN_RSA_BITS})"
+                Reason.WEAK_KEY, f"RSA {pki.bit_size} bits (minimum {MIN_RSA_BITS})"
             )
         if pki.algorithm == "dsa":
-            raise ChainError(f"{who} certificate key too weak: DSA keys are not accepted")
+            raise ChainError(Reason.WEAK_KEY, "DSA keys are not accepted")
         try:
             digest = _signature_hash(c.cert)
         except ValueError:
             digest = None  # unknown algorithm: reported by the signature step
         if digest in WEAK_HASHES:
-            raise ChainError(f"CA signature digest algorithm too weak: {digest}")
+            raise ChainError(Reason.WEAK_SIGNATURE, _HASH_NAMES.get(digest, digest))
 
 
 def _san_names(c: _Cert) -> tuple[list[str], list[bytes]]:
@@ -339,7 +346,7 @@ def _san_names(c: _Cert) -> tuple[list[str], list[bytes]]:
 def _check_name(leaf: _Cert, server_name: str) -> None:
     dns, ips = _san_names(leaf)
     if not match_server_name(server_name, dns, ips):
-        raise ChainError(f"certificate is not valid for {server_name!r}")
+        raise ChainError(Reason.NAME_MISMATCH, not_valid_for(server_name))
 
 
 def _check_validity(c: _Cert, depth: int, now: datetime) -> None:
@@ -348,13 +355,13 @@ def _check_validity(c: _Cert, depth: int, now: datetime) -> None:
     not_after = validity["not_after"].native
     if now < not_before:
         raise ChainError(
-            f"certificate is not yet valid: {c.describe()} (depth {depth}) "
-            f"notBefore {not_before:%Y-%m-%d %H:%M:%S}Z"
+            Reason.NOT_YET_VALID,
+            f"{c.describe()} (depth {depth}) notBefore {not_before:%Y-%m-%d %H:%M:%S}Z",
         )
     if now > not_after:
         raise ChainError(
-            f"certificate has expired: {c.describe()} (depth {depth}) "
-            f"notAfter {not_after:%Y-%m-%d %H:%M:%S}Z",
+            Reason.EXPIRED,
+            f"{c.describe()} (depth {depth}) notAfter {not_after:%Y-%m-%d %H:%M:%S}Z",
             "certificate_expired",
         )
 
@@ -364,14 +371,15 @@ def _check_signature(child: _Cert, issuer: _Cert, depth: int) -> None:
         ok = _signature_ok(child, issuer)
     except _Unsupported as e:
         raise ChainError(
+            Reason.BAD_SIGNATURE,
             f"unable to verify the signature of {child.describe()} (depth {depth}): "
-            f"unsupported algorithm {e}"
+            f"unsupported algorithm {e}",
         ) from None
     except Exception:  # malformed key or signature encoding
         ok = False
     if not ok:
         raise ChainError(
-            f"certificate signature failure: {child.describe()} (depth {depth})", "decrypt_error"
+            Reason.BAD_SIGNATURE, f"{child.describe()} (depth {depth})", "decrypt_error"
         )
 
 
@@ -440,15 +448,18 @@ def _build(chain: list[_Cert], anchors: _Anchors) -> tuple[list[_Cert], _Cert | 
         if trusted is not None:
             return path, trusted
         if len(path) >= MAX_DEPTH:
-            raise ChainError("certificate chain too long", "unknown_ca")
+            raise ChainError(Reason.CHAIN_TOO_LONG, None, "unknown_ca")
         path.append(chosen)
     top = path[-1]
     if _is_self_issued(top) and _quiet_signature_ok(top, top):
         if len(path) == 1:
-            raise ChainError("self-signed certificate (unknown CA)", "unknown_ca")
-        raise ChainError("self-signed certificate in certificate chain (unknown CA)", "unknown_ca")
+            raise ChainError(Reason.SELF_SIGNED, None, "unknown_ca")
+        raise ChainError(
+            Reason.UNKNOWN_CA, "self-signed certificate in certificate chain", "unknown_ca"
+        )
     raise ChainError(
-        f"unable to get local issuer certificate (unknown CA): issuer {top.issuer.human_friendly}",
+        Reason.UNKNOWN_CA,
+        f"unable to get local issuer certificate ({top.issuer.human_friendly})",
         "unknown_ca",
     )
 
@@ -486,7 +497,7 @@ class TrustStore:
         if peer not in _PURPOSES:
             raise ValueError(f"peer must be 'server' or 'client', not {peer!r}")
         if not chain_der:
-            raise ChainError(f"the {peer} sent no certificate", "bad_certificate")
+            raise ChainError(Reason.NO_PEER_CERTIFICATE, None, "bad_certificate")
         now = at_time if at_time is not None else datetime.now(timezone.utc)
         if now.tzinfo is None:
             now = now.replace(tzinfo=timezone.utc)
@@ -496,7 +507,9 @@ class TrustStore:
                 chain.append(_parse(der))
             except Exception:
                 raise ChainError(
-                    f"unable to parse the {peer}'s certificate at depth {depth}", "bad_certificate"
+                    Reason.MALFORMED_CERTIFICATE,
+                    f"the {peer}'s certificate at depth {depth} does not parse",
+                    "bad_certificate",
                 ) from None
         try:
             path, anchor = _build(chain, self._anchors)
@@ -518,7 +531,7 @@ class TrustStore:
             raise
         except Exception as e:  # a malformed field asn1crypto parsed lazily
             raise ChainError(
-                f"malformed certificate ({type(e).__name__})", "bad_certificate"
+                Reason.MALFORMED_CERTIFICATE, type(e).__name__, "bad_certificate"
             ) from None
 
 

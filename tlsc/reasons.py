@@ -1,0 +1,177 @@
+"""The words of every TLS failure: one table of reason codes, owned by the core.
+
+Theory of operation
+===================
+
+Spec section 4: "the same failure gets the same words from every backend; a
+backend may add detail after them, never replace them".  So backends never
+word a failure.  They raise the typed errors of :mod:`tlsc.session` with a
+:class:`Reason` from this table and, optionally, a detail::
+
+    raise VerificationError(Reason.EXPIRED, "CN=ca (depth 1) notAfter 2020-01-01 00:00:00Z")
+    raise VerificationError(Reason.NAME_MISMATCH, not_valid_for("host.example"))
+    raise AlertReceived(Reason.ALERT, alert_name("tlsv13 alert certificate required"))
+
+and the core turns the error into the ``<why>`` of its fatal line with
+:func:`describe`: the reason's words, then ``: detail`` when there is one.
+
+Some words depend on who is at the other end ("the server sent a fatal
+alert" in tlsc, "the client sent ..." in tlsd).  A backend cannot know how
+the core wants its role worded, so those words hold a ``{peer}`` placeholder
+that only the core fills in (``describe(error, peer="server")``); ``str()``
+of an error, which has no role to go on, says "the peer".
+
+A plain string instead of a :class:`Reason` is still accepted (third-party
+backends written before this table): it becomes the detail of the error
+class's default reason, so even then the words come from here.
+
+Why an enum of words rather than free text: the conformance harness and the
+cross-backend tests compare reasons, not prose; a new backend that maps its
+library's errors onto these members gets identical lines for free.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ALERT_NAMES", "Reason", "alert_name", "describe", "not_valid_for", "words"]
+
+
+class Reason(enum.Enum):
+    """Why a TLS connection failed; the value is the plain words (``{peer}``: the other end)."""
+
+    # -- the peer's certificate (spec section 2's rules) --
+    EXPIRED = "certificate has expired"
+    NOT_YET_VALID = "certificate is not yet valid"
+    #: detail: :func:`not_valid_for` the name checked.
+    NAME_MISMATCH = "certificate name mismatch"
+    #: No path to a trust anchor (an untrusted self-signed root in the chain included).
+    UNKNOWN_CA = "unknown certificate authority"
+    #: The peer's own certificate is self-signed and is not an anchor.
+    SELF_SIGNED = "self-signed certificate"
+    #: A certificate that signed another lacks basicConstraints CA.
+    NOT_A_CA = "issuer is not a certificate authority"
+    #: RSA under 2048 bits, DSA, ... below the anchor (or the anchor's own key).
+    WEAK_KEY = "certificate key too weak"
+    #: MD5 or SHA-1 (MD2, MD4) signatures below the anchor.
+    WEAK_SIGNATURE = "certificate signature algorithm too weak"
+    BAD_SIGNATURE = "certificate signature failure"
+    #: keyUsage forbids the use (a leaf without digitalSignature, a CA without keyCertSign).
+    KEY_USAGE = "certificate key usage does not allow this use"
+    #: extendedKeyUsage lacks serverAuth (clientAuth for tlsd).
+    EXTENDED_KEY_USAGE = "unsupported certificate purpose"
+    PATH_LENGTH = "path length constraint exceeded"
+    CHAIN_TOO_LONG = "certificate chain too long"
+    CRITICAL_EXTENSION = "unhandled critical extension"
+    NAME_CONSTRAINTS = "name constraints violated"
+    #: The certificate (or one of its extensions) does not parse.
+    MALFORMED_CERTIFICATE = "malformed certificate"
+    #: Any other rule of spec section 2 (the strict RFC 5280 structure); detail says which.
+    INVALID_CERTIFICATE = "invalid certificate"
+    NO_PEER_CERTIFICATE = "the {peer} sent no certificate"
+
+    # -- the connection --
+    #: detail: the alert's name, one spelling (:func:`alert_name`): ``certificate_required``.
+    ALERT = "the {peer} sent a fatal alert"
+    #: EOF without close_notify (fatal under -J, and always during the handshake).
+    TRUNCATED = "the {peer} closed the connection without close_notify"
+    #: -K: raised by the core, never by a backend (a backend has no clock).
+    TIMEOUT = "handshake timed out"
+    #: Bytes that are not TLS, an unexpected message, nothing in common to negotiate.
+    PROTOCOL = "protocol error"
+    #: A record that fails to decrypt or authenticate (bad MAC, bad padding, too long).
+    BAD_RECORD = "corrupt record"
+    #: tlsd: a received SNI that is not a DNS name (decided by the core, tlsc.names).
+    INVALID_SNI = "the {peer} sent an SNI that is not a DNS name"
+    #: The session cannot send any more (our close_notify, or the peer's before TLS 1.3).
+    WRITE_CLOSED = "the session can no longer send"
+    #: Anything a backend could not classify; the detail says what.
+    FAILURE = "TLS failure"
+
+    def words(self, peer: str = "peer") -> str:
+        """The plain words, with ``peer`` ("server", "client") for the other end."""
+        return self.value.format(peer=peer) if "{" in self.value else self.value
+
+
+def words(reason: Reason, detail: str | None = None, peer: str = "peer") -> str:
+    """``reason``'s words, then ``: detail`` when there is a detail."""
+    text = reason.words(peer)
+    return f"{text}: {detail}" if detail else text
+
+
+def describe(error: BaseException, peer: str = "peer") -> str:
+    """The ``<why>`` of a fatal line for ``error``, worded for the core's role.
+
+    ``peer`` is who is at the other end: "server" in tlsc, "client" in tlsd.
+    An error without a :class:`Reason` (not one of :mod:`tlsc.session`'s) is
+    its own ``str()``.
+    """
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, Reason):
+        return words(reason, getattr(error, "detail", None), peer)
+    return str(error)
+
+
+def not_valid_for(name: str) -> str:
+    """The detail of :attr:`Reason.NAME_MISMATCH`: ``not valid for 'host'``."""
+    return f"not valid for {name!r}"
+
+
+#: TLS alert descriptions (RFC 8446 6, RFC 5246 7.2, RFC 6066, RFC 7301, RFC 8701)
+#: by number: the one spelling of an alert in every message.
+ALERT_NAMES: dict[int, str] = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    21: "decryption_failed",
+    22: "record_overflow",
+    30: "decompression_failure",
+    40: "handshake_failure",
+    41: "no_certificate",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    60: "export_restriction",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    100: "no_renegotiation",
+    109: "missing_extension",
+    110: "unsupported_extension",
+    111: "certificate_unobtainable",
+    112: "unrecognized_name",
+    113: "bad_certificate_status_response",
+    114: "bad_certificate_hash_value",
+    115: "unknown_psk_identity",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
+_BY_NAME = {name: name for name in ALERT_NAMES.values()}
+_BY_NAME["user_cancelled"] = "user_canceled"  # OpenSSL's spelling
+
+
+def alert_name(alert: int | str) -> str:
+    """The one spelling of an alert: its RFC name, ``certificate_required``.
+
+    Takes the alert's number, or a library's wording of it: tlslite-ng's
+    names already are the RFC's; OpenSSL's ("certificate required", "unknown
+    ca", "sslv3 alert bad certificate") are mapped by normalising the case
+    and the separators.  An unknown number is ``alert 123``.
+    """
+    if isinstance(alert, int):
+        return ALERT_NAMES.get(alert, f"alert {alert}")
+    key = alert.strip().lower().replace(" ", "_").replace("-", "_")
+    for prefix in ("sslv3_alert_", "tlsv13_alert_", "tlsv1_alert_", "tls_alert_", "tlsv1_"):
+        if key.startswith(prefix) and key[len(prefix) :] in _BY_NAME:
+            key = key[len(prefix) :]
+            break
+    return _BY_NAME.get(key, key)
