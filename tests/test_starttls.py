@@ -543,6 +543,46 @@ def test_engine_drops_privileges_before_the_handshake(pki, tmp_path):
     assert r.report["engine"] == 98, r.describe()
 
 
+#: prog: report its descriptors and environment, then decline TLS.
+FDS_PROG = [sys.executable, "-c", r"""
+import json, os
+fds = {}
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        pass
+keys = ("SSLCTLFD", "SSLREADFD", "SSLWRITEFD", "CAFILE", "SSL_PROTOCOL")
+env = {k: os.environ.get(k) for k in keys}
+os.close(int(os.environ["SSLCTLFD"]))
+_, status = os.wait()
+with open(os.environ["ST_REPORT"], "w") as f:
+    json.dump({"fds": fds, "env": env, "engine": os.waitstatus_to_exitcode(status)}, f)
+"""]
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["-z", "-Z"])
+def test_prog_descriptors_and_environment(pki, keep, tmp_path):
+    """prog holds the connection (6/7), the control socket, the two tunnel pipes and
+    0/1/2, nothing else; the TLS variables are removed unless -Z, and an inherited
+    SSL_* variable never pretends that TLS is on."""
+    srv = SmtpServer(pki)
+    r = start_ucspitlsc(srv.connect(), ["-Z"] if keep else [],
+                        {"CAFILE": pki["root"], "SSL_PROTOCOL": "TLSv1.3"}, tmp_path,
+                        prog=FDS_PROG).wait()
+    srv.result()
+    r.assert_clean()
+    env, fds = r.report["env"], r.report["fds"]
+    ctl, rd, wr = (env[k] for k in ("SSLCTLFD", "SSLREADFD", "SSLWRITEFD"))
+    # (listdir's own descriptor is closed by the time readlink runs: not reported)
+    assert set(fds) == {"0", "1", "2", "6", "7", ctl, rd, wr}, fds
+    assert fds["6"] == fds["7"] and fds["6"].startswith("socket:"), fds
+    assert fds[ctl].startswith("socket:") and fds[ctl] != fds["6"], fds
+    assert fds[rd].startswith("pipe:") and fds[wr].startswith("pipe:") and fds[rd] != fds[wr]
+    assert env["CAFILE"] == (pki["root"] if keep else None), env
+    assert env["SSL_PROTOCOL"] is None, env
+
+
 # -- usage, configuration and exec errors: before prog exists ----------------------
 
 
