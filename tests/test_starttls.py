@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -519,6 +520,25 @@ def test_handshake_timeout_after_y(pki, tmp_path):
     srv.result()
     assert r.report["engine"] == 98, r.describe()
     assert len(r.fatal) == 1 and "timed out" in r.fatal[0], r.describe()
+
+
+def test_signal_ends_the_engine(pki, tmp_path):
+    """The engine is not prog's parent: a signal it gets ends it (quietly), and prog,
+    still running, reads EOF on SSLREADFD and reaps it killed by that signal."""
+    srv = SmtpServer(pki, mode="silent")
+    started = start_ucspitlsc(srv.connect(), [], {"CAFILE": pki["root"], "ST_CMD": "y"},
+                              tmp_path)
+    try:
+        assert srv.first_tls_bytes.wait(TIMEOUT), "no ClientHello"
+        (engine,) = proc_children(started.proc.pid)
+        os.kill(engine, signal.SIGTERM)
+        r = started.wait()
+    finally:
+        srv.release.set()
+    srv.result()
+    assert r.rc == 0 and not r.fatal and "Traceback" not in r.stderr, r.describe()
+    assert r.report["engine"] == -signal.SIGTERM, r.describe()
+    assert r.report["tunnel_rest"] == "", r.describe()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI runs as root)")
