@@ -9,7 +9,8 @@ PATH="${DEMO_VENV:-$PWD/.venv}/bin:$PATH"
 dir=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$dir"' EXIT INT TERM
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj /CN=demo-ca -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  -subj /CN=demo-ca -addext keyUsage=critical,keyCertSign,cRLSign \
+  -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
   -subj /CN=localhost -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$dir/ext"

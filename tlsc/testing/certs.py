@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,8 @@ __all__ = [
     "KEY_KINDS",
     "corrupt_signature",
     "der_tlv",
+    "duplicate_extension",
+    "edit_extensions",
     "issue",
     "key",
     "resign",
@@ -38,7 +40,9 @@ __all__ = [
 DAY = dt.timedelta(days=1)
 PrivateKey = Any  # rsa/ec/ed25519/dsa private keys; cryptography has no common base
 
-KEY_KINDS = ("rsa2048", "rsa3072", "rsa1024", "p256", "p384", "p521", "ed25519", "dsa2048")
+KEY_KINDS = (
+    "rsa2048", "rsa3072", "rsa1024", "p192", "p256", "p384", "p521", "ed25519", "dsa2048"
+)
 
 
 @functools.cache
@@ -46,6 +50,8 @@ def key(kind: str = "p256", slot: int = 0) -> PrivateKey:
     """A private key of ``kind``; the same object for the same ``(kind, slot)``."""
     if kind.startswith("rsa"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
+    if kind == "p192":
+        return ec.generate_private_key(ec.SECP192R1())
     if kind == "p256":
         return ec.generate_private_key(ec.SECP256R1())
     if kind == "p384":
@@ -106,6 +112,16 @@ def _key_usage(**bits: bool) -> x509.KeyUsage:
 _UNSET: Any = object()
 
 
+def _aki(form: str, issuer: Issued) -> x509.AuthorityKeyIdentifier:
+    if form == "keyid":
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key())
+    if form == "issuer-serial":
+        return x509.AuthorityKeyIdentifier(
+            None, [x509.DirectoryName(issuer.cert.issuer)], issuer.cert.serial_number
+        )
+    raise ValueError(f"unknown authorityKeyIdentifier form {form!r}")
+
+
 def issue(
     cn: str,
     *,
@@ -127,18 +143,37 @@ def issue(
     extra: Sequence[tuple[x509.ExtensionType, bool]] = (),
     signer_key: PrivateKey | None = None,
     key_ids: bool = True,
+    ski: bool = True,
+    ski_critical: bool = False,
+    aki: str | None = "keyid",
+    aki_critical: bool = False,
+    subject: x509.Name | None = None,
+    san: Sequence[x509.GeneralName] = (),
+    san_critical: bool = False,
+    name_constraints: x509.NameConstraints | None = None,
+    name_constraints_critical: bool = True,
 ) -> Issued:
     """One certificate signed by ``issuer`` (self-signed when None).
 
     Defaults are those of a well-formed WebPKI-like certificate: a CA gets
     ``CA:TRUE`` and keyUsage keyCertSign+cRLSign, a leaf gets
-    digitalSignature(+keyEncipherment for RSA) and EKU serverAuth.
+    digitalSignature(+keyEncipherment for RSA) and EKU serverAuth, and every
+    certificate a subjectKeyIdentifier and (unless self-signed) an
+    authorityKeyIdentifier holding the issuer's key id.
     ``basic_constraints=None`` omits the extension; ``key_usage=None`` and
     ``eku=None`` likewise.  ``signer_key`` signs instead of the issuer's key
     (a wrong signature with a right-looking issuer).
+
+    RFC 5280 structure, for the strict-mode cases: ``ski=False`` omits the
+    subjectKeyIdentifier; ``aki`` is ``"keyid"``, ``"issuer-serial"`` (an
+    authorityKeyIdentifier without a key id) or None (omitted); ``key_ids=False``
+    omits both.  ``subject`` replaces the ``O=tlsc conformance,CN=cn`` name
+    (``x509.Name([])`` for an empty one).  ``san`` adds general names of any
+    type after ``dns``/``ips``; ``name_constraints`` adds that extension.
     """
     k = key(key_kind, slot)
-    subject = _name(cn)
+    if subject is None:
+        subject = _name(cn)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -168,17 +203,17 @@ def issue(
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
     names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    names += list(san)
     if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    if key_ids:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=san_critical)
+    if key_ids and ski:
         builder = builder.add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(k.public_key()), critical=False
+            x509.SubjectKeyIdentifier.from_public_key(k.public_key()), critical=ski_critical
         )
-        if issuer is not None:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-                critical=False,
-            )
+    if key_ids and aki is not None and issuer is not None:
+        builder = builder.add_extension(_aki(aki, issuer), critical=aki_critical)
+    if name_constraints is not None:
+        builder = builder.add_extension(name_constraints, critical=name_constraints_critical)
     for ext, critical in extra:
         builder = builder.add_extension(ext, critical=critical)
     signer = signer_key if signer_key is not None else (issuer.key if issuer else k)
@@ -263,3 +298,83 @@ def corrupt_signature(der: bytes) -> bytes:
     out = bytearray(der)
     out[-8] ^= 0x01
     return bytes(out)
+
+
+def _der_elements(content: bytes) -> list[bytes]:
+    """The whole elements (tag, length and content) one after another in ``content``."""
+    out = []
+    while content:
+        inner, rest = _der_split(content)
+        out.append(content[: len(content) - len(rest)])
+        content = rest
+    return out
+
+
+def _sign_tbs(tbs: bytes, signer: PrivateKey) -> bytes:
+    """``signer``'s signature over ``tbs`` with SHA-256 (Ed25519: none), as issue() signs."""
+    if isinstance(signer, ed25519.Ed25519PrivateKey):
+        return signer.sign(tbs)
+    if isinstance(signer, rsa.RSAPrivateKey):
+        return signer.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+    if isinstance(signer, ec.EllipticCurvePrivateKey):
+        return signer.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    raise ValueError(f"cannot sign with {type(signer).__name__}")
+
+
+def edit_extensions(
+    issued: Issued, signer: Issued | None, edit: Callable[[list[bytes]], list[bytes]]
+) -> Issued:
+    """``issued`` with its extensions (DER ``Extension`` elements) passed through ``edit``.
+
+    For the certificates ``cryptography`` refuses to build (an extension
+    twice, hand-encoded extension values): the TBS is taken apart, its
+    extension list edited, and the result signed again by ``signer``'s key
+    (None: ``issued``'s own, for a self-signed certificate) with the
+    algorithm it was signed with (SHA-256 or Ed25519, not PSS).
+    """
+    tbs_content, _ = _der_split(issued.cert.tbs_certificate_bytes)
+    fields = _der_elements(tbs_content)
+    at = next(i for i, f in enumerate(fields) if f[0] == 0xA3)
+    extensions = _der_elements(_der_split(_der_split(fields[at])[0])[0])
+    fields[at] = der_tlv(0xA3, der_tlv(0x30, b"".join(edit(extensions))))
+    tbs = der_tlv(0x30, b"".join(fields))
+    algorithm = _der_elements(_der_split(issued.cert.public_bytes(
+        serialization.Encoding.DER))[0])[1]
+    signature = _sign_tbs(tbs, (signer or issued).key)
+    return issued.with_der(der_tlv(0x30, tbs + algorithm + der_tlv(0x03, b"\x00" + signature)))
+
+
+def duplicate_extension(
+    issued: Issued, signer: Issued | None, oid: x509.ObjectIdentifier
+) -> Issued:
+    """``issued`` carrying its ``oid`` extension twice (RFC 5280 4.2 forbids it)."""
+    wanted = issued.cert.extensions.get_extension_for_oid(oid)
+    ext_der = _extension_der(wanted)
+
+    def edit(extensions: list[bytes]) -> list[bytes]:
+        i = extensions.index(ext_der)
+        return [*extensions[: i + 1], ext_der, *extensions[i + 1 :]]
+
+    return edit_extensions(issued, signer, edit)
+
+
+def _extension_der(ext: x509.Extension[x509.ExtensionType]) -> bytes:
+    """The DER ``Extension`` element of ``ext`` as ``cryptography`` encodes it."""
+    oid = x509.ObjectIdentifier(ext.oid.dotted_string)
+    body = _oid_der(oid)
+    if ext.critical:
+        body += b"\x01\x01\xff"
+    return der_tlv(0x30, body + der_tlv(0x04, ext.value.public_bytes()))
+
+
+def _oid_der(oid: x509.ObjectIdentifier) -> bytes:
+    arcs = [int(a) for a in oid.dotted_string.split(".")]
+    out = bytearray([40 * arcs[0] + arcs[1]])
+    for arc in arcs[2:]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        out += bytes(reversed(chunk))
+    return der_tlv(0x06, bytes(out))

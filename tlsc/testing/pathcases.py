@@ -19,8 +19,10 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
+from cryptography.x509.oid import ExtensionOID
 
 from . import certs
 from .certs import DAY, Issued, issue
@@ -122,7 +124,6 @@ def _good(c: _Cases) -> None:
           server_name=None)
     c.add("good-chain", "generalized-time-2051", [p.leaf(not_after=dt.datetime(
         2051, 1, 1, tzinfo=dt.timezone.utc)), p.inter], [p.root], True)
-    c.add("good-chain", "no-key-ids", [p.leaf(key_ids=False), p.inter], [p.root], True)
     c.add("good-chain", "unknown-noncritical-ext",
           [p.leaf(extra=[(certs.unknown_extension(), False)]), p.inter], [p.root], True)
 
@@ -162,9 +163,9 @@ def _ca_flag(c: _Cases) -> None:
     not_ca = p.leaf(dns=("other.example",))
     c.add("ca-flag", "leaf-signed-by-leaf", [_cert(HOST, issuer=not_ca, dns=(HOST,)), not_ca,
                                              p.inter], [p.root], False)
-    ok = _cert("caflag noncritical Inter", key_kind="rsa2048", slot=3, issuer=p.root, ca=True,
-               basic_constraints=False)
-    c.add("ca-flag", "inter-ca-noncritical", [p.leaf(issuer=ok), ok], [p.root], True)
+    bad = _cert("caflag noncritical Inter", key_kind="rsa2048", slot=3, issuer=p.root, ca=True,
+                basic_constraints=False)
+    c.add("ca-flag", "inter-ca-noncritical", [p.leaf(issuer=bad), bad], [p.root], False)
 
 
 def _path_len(c: _Cases) -> None:
@@ -214,7 +215,7 @@ def _key_usage(c: _Cases) -> None:
     for variant, ku, ok in (
         ("cert-sign", {"key_cert_sign": True}, True),
         ("no-cert-sign", {"digital_signature": True, "crl_sign": True}, False),
-        ("absent", None, True),
+        ("absent", None, False),  # RFC 5280 4.2.1.3: a CA MUST have keyUsage (strict mode)
     ):
         inter = _cert(f"ku inter {variant}", key_kind="rsa2048", slot=2, ca=True, issuer=p.root,
                       key_usage=ku)
@@ -322,7 +323,7 @@ def _signatures(c: _Cases) -> None:
               [leaf, certs.corrupt_signature(p.inter.der)], [p.root], False)
         wrong = certs.key(kind, 9)
         c.add("signature", f"{kind}/leaf-signed-by-other-key",
-              [p.leaf(signer_key=wrong, key_ids=False), p.inter], [p.root], False)
+              [p.leaf(signer_key=wrong), p.inter], [p.root], False)
     p = _PKI("sig anchor")
     c.add("signature", "anchor-self-signature-not-checked",
           [p.leaf(), p.inter], [certs.corrupt_signature(p.root.der)], True)
@@ -385,9 +386,9 @@ def _weak(c: _Cases) -> None:
     weak_root = _cert("weak Root 1024", key_kind="rsa1024", slot=1, ca=True)
     inter = _cert("weak Inter under 1024 root", key_kind="rsa2048", slot=2, ca=True,
                   issuer=weak_root)
-    c.add("weak-crypto", "anchor-rsa1024-exempt", [p.leaf(issuer=inter), inter], [weak_root], True)
+    c.add("weak-crypto", "anchor-rsa1024", [p.leaf(issuer=inter), inter], [weak_root], False)
     c.add("weak-crypto", "leaf-rsa1024-as-anchor",
-          *(lambda lf: ([lf], [lf]))(p.leaf(key_kind="rsa1024", slot=3)), True)
+          *(lambda lf: ([lf], [lf]))(p.leaf(key_kind="rsa1024", slot=3)), False)
     for digest in ("sha1", "md5"):
         c.add("weak-crypto", f"leaf-rsa-{digest}",
               [certs.resign(p.leaf(), p.inter, digest), p.inter], [p.root], False)
@@ -405,9 +406,120 @@ def _weak(c: _Cases) -> None:
     c.add("weak-crypto", "inter-dsa", [p.leaf(issuer=dsa_inter), dsa_inter], [p.root], False)
 
 
+def _structure(c: _Cases) -> None:
+    """RFC 5280's structural rules, as OpenSSL's strict mode applies them (spec section 2)."""
+    rule = "rfc5280-structure"
+    p = _PKI("structure")
+
+    def inter(tag: str, **kw: object) -> Issued:
+        kw.setdefault("issuer", p.root)
+        return _cert(f"structure {tag} Inter", key_kind="rsa2048", slot=3, ca=True, **kw)
+
+    def root(tag: str, **kw: object) -> Issued:
+        return _cert(f"structure {tag} Root", key_kind="rsa2048", slot=4, ca=True, **kw)
+
+    def via_inter(variant: str, i: Issued, ok: bool) -> None:
+        c.add(rule, variant, [p.leaf(issuer=i), i], [p.root], ok)
+
+    def via_root(variant: str, r: Issued, ok: bool) -> None:
+        i = inter(f"under {variant}", issuer=r)
+        c.add(rule, variant, [p.leaf(issuer=i), i], [r], ok)
+
+    # authorityKeyIdentifier (4.2.1.1): a key id in every certificate below the anchor
+    c.add(rule, "leaf-without-aki", [p.leaf(aki=None), p.inter], [p.root], False)
+    c.add(rule, "leaf-aki-without-key-id", [p.leaf(aki="issuer-serial"), p.inter], [p.root],
+          False)
+    c.add(rule, "leaf-without-key-ids", [p.leaf(key_ids=False), p.inter], [p.root], False)
+    via_inter("inter-without-aki", inter("no aki", aki=None), False)
+    via_inter("inter-aki-without-key-id", inter("aki serial", aki="issuer-serial"), False)
+    c.add(rule, "inter-anchor-without-aki", [p.leaf(issuer=(i := inter("anchor no aki",
+          aki=None))), i], [i], True)
+    c.add(rule, "leaf-anchor-without-key-ids", *(lambda lf: ([lf], [lf]))(p.leaf(key_ids=False)),
+          True)
+    c.add(rule, "aki-critical", [p.leaf(aki_critical=True), p.inter], [p.root], False)
+    # subjectKeyIdentifier (4.2.1.2): in every CA, anchors included; a leaf may omit it
+    via_inter("inter-without-ski", inter("no ski", ski=False), False)
+    via_root("root-without-ski", root("no ski", ski=False), False)
+    c.add(rule, "leaf-without-ski", [p.leaf(ski=False), p.inter], [p.root], True)
+    via_inter("ski-critical", inter("ski critical", ski_critical=True), False)
+    # basicConstraints (4.2.1.9): present and critical in every CA, anchors included
+    via_root("root-without-basic-constraints", root("no bc", basic_constraints=None), False)
+    via_root("root-basic-constraints-noncritical", root("bc noncritical", basic_constraints=False),
+             False)
+    via_inter("inter-basic-constraints-noncritical",
+              inter("bc noncritical", basic_constraints=False), False)
+    c.add(rule, "leaf-basic-constraints-noncritical",
+          [p.leaf(basic_constraints=False), p.inter], [p.root], True)
+    c.add(rule, "leaf-without-basic-constraints",
+          [p.leaf(basic_constraints=None), p.inter], [p.root], True)
+    # keyUsage (4.2.1.3): present in a CA; keyCertSign only in a CA
+    via_root("root-without-key-usage", root("no ku", key_usage=None), False)
+    via_inter("inter-without-key-usage", inter("no ku", key_usage=None), False)
+    c.add(rule, "leaf-key-usage-cert-sign",
+          [p.leaf(key_usage={"digital_signature": True, "key_cert_sign": True}), p.inter],
+          [p.root], False)
+    c.add(rule, "leaf-no-basic-constraints-key-usage-cert-sign",
+          [p.leaf(basic_constraints=None,
+                  key_usage={"digital_signature": True, "key_cert_sign": True}), p.inter],
+          [p.root], False)
+    via_inter("inter-path-length-without-cert-sign",
+              inter("pathlen no certsign", path_length=0,
+                    key_usage={"digital_signature": True, "crl_sign": True}), False)
+    # names (4.1.2.4, 4.1.2.6, 4.2.1.6): a CA's subject, every issuer, non-empty
+    empty = x509.Name([])
+    via_inter("inter-empty-subject", inter("empty", subject=empty), False)
+    via_root("root-empty-subject", root("empty", subject=empty), False)
+    c.add(rule, "leaf-empty-subject-critical-san",
+          [p.leaf(subject=empty, san_critical=True), p.inter], [p.root], True)
+    c.add(rule, "leaf-empty-subject-noncritical-san",
+          [p.leaf(subject=empty), p.inter], [p.root], False)
+    c.add(rule, "leaf-empty-subject-no-san",
+          [p.leaf(subject=empty, dns=()), p.inter], [p.root], False, server_name=None)
+    c.add(rule, "leaf-empty-san", [p.leaf(dns=(), extra=[(x509.SubjectAlternativeName([]),
+          False)]), p.inter], [p.root], False, server_name=None)
+    # no extension twice (4.2), known to OpenSSL or not, anywhere in the chain
+    san, bc = ExtensionOID.SUBJECT_ALTERNATIVE_NAME, ExtensionOID.BASIC_CONSTRAINTS
+    unknown = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1")
+    with_unknown = [(certs.unknown_extension(), False)]
+    c.add(rule, "leaf-san-twice", [certs.duplicate_extension(p.leaf(), p.inter, san), p.inter],
+          [p.root], False)
+    c.add(rule, "leaf-eku-twice", [certs.duplicate_extension(
+        p.leaf(), p.inter, ExtensionOID.EXTENDED_KEY_USAGE), p.inter], [p.root], False)
+    c.add(rule, "leaf-unknown-extension-twice",
+          [certs.duplicate_extension(p.leaf(extra=with_unknown), p.inter, unknown), p.inter],
+          [p.root], False)
+    via_inter("inter-basic-constraints-twice",
+              certs.duplicate_extension(inter("bc twice"), p.root, bc), False)
+    via_inter("inter-unknown-extension-twice", certs.duplicate_extension(
+        inter("unknown twice", extra=with_unknown), p.root, unknown), False)
+    r = root("unknown twice", extra=with_unknown)
+    via_root("root-unknown-extension-twice", certs.duplicate_extension(r, None, unknown), False)
+
+
+def _anchor_strength(c: _Cases) -> None:
+    """An anchor's key meets the strength rules; its self-signature is never checked."""
+    rule = "anchor-key-strength"
+    for kind, ok in (("rsa1024", False), ("p192", False), ("rsa2048", True), ("p256", True),
+                     ("ed25519", True)):
+        root = _cert(f"strength {kind} Root", key_kind=kind, slot=21, ca=True)
+        inter = _cert(f"strength {kind} Inter", key_kind="rsa2048", slot=2, ca=True, issuer=root)
+        leaf = _cert(HOST, issuer=inter, dns=(HOST,))
+        c.add(rule, f"root-{kind}", [leaf, inter], [root], ok)
+        c.add(rule, f"root-{kind}-sent-too", [leaf, inter, root], [root], ok)
+    p = _PKI("strength")
+    for kind, ok in (("rsa1024", False), ("p192", False), ("p384", True)):
+        inter = _cert(f"strength {kind} Inter", key_kind=kind, slot=22, ca=True, issuer=p.root)
+        leaf = _cert(HOST, issuer=inter, dns=(HOST,))
+        c.add(rule, f"inter-anchor-{kind}", [leaf, inter], [inter], ok)
+        c.add(rule, f"inter-{kind}", [leaf, inter], [p.root], ok)
+        alone = p.leaf(key_kind=kind, slot=23)
+        c.add(rule, f"leaf-anchor-{kind}", [alone], [alone], ok)
+        c.add(rule, f"leaf-{kind}", [alone, p.inter], [p.root], ok)
+
+
 GENERATORS: tuple[Callable[[_Cases], None], ...] = (
     _good, _validity, _ca_flag, _path_len, _key_usage, _eku, _names, _critical, _malformed,
-    _signatures, _chains, _anchors, _weak,
+    _signatures, _chains, _anchors, _weak, _structure, _anchor_strength,
 )
 
 

@@ -236,10 +236,12 @@ def test_leaf_as_anchor_still_needs_the_name(make_pair, pki):
         pair.handshake()
 
 
-def test_weak_anchor_itself_is_not_judged(make_pair, pki):
-    """RSA-1024 and SHA-1 are refused below the anchor, not in it."""
+def test_weak_anchor_key_is_judged(make_pair, pki):
+    """An anchor's key meets the strength rules too (spec section 2)."""
     leaf = pki.leaves["rsa1024"]
-    make_pair("rsa1024", config(pki, anchors=[("leaf.pem", leaf.der)])).handshake()
+    pair = make_pair("rsa1024", config(pki, anchors=[("leaf.pem", leaf.der)]))
+    with pytest.raises(VerificationError, match="key too weak: RSA 1024"):
+        pair.handshake()
 
 
 def test_no_verify_accepts_anything(make_pair, pki):

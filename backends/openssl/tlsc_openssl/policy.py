@@ -1,19 +1,25 @@
 """The verification rules OpenSSL does not enforce the way the spec wants.
 
 OpenSSL already builds the chain, checks signatures, basicConstraints and
-pathLen, keyCertSign, unknown critical extensions and (during a handshake) the
-``ssl_server`` purpose.  What it does differently from spec section 2, or not
-at all, is decided here, in one pure function used by *both* verification
-paths (the handshake's verify callback and :func:`tlsc_openssl.verify_chain`)
-so that the two can never disagree:
+pathLen, keyCertSign, unknown critical extensions, name constraints, RFC
+5280's structure (strict mode: ``X509_V_FLAG_X509_STRICT``) and (during a
+handshake) the ``ssl_server`` purpose.  What it does differently from spec
+section 2, or not at all, is decided here, in one pure function used by
+*both* verification paths (the handshake's verify callback and
+:func:`tlsc_openssl.verify_chain`) so that the two can never disagree:
 
 * validity dates, inclusive at both ends (RFC 5280).  OpenSSL treats the
   notAfter second itself as expired, so the dates are decided here: the
   handshake callback overrides OpenSSL's verdict with :func:`time_problem`,
   and :func:`tlsc_openssl.verify_chain` switches OpenSSL's check off;
-* RSA keys under 2048 bits, DSA keys, MD5/SHA-1 (and MD2/MD4) signatures
-  below the anchor, whatever OpenSSL's security level happens to be in the
-  build at hand;
+* RSA keys under 2048 bits, EC keys under 224 bits and DSA keys (the
+  anchor's included), MD5/SHA-1 (and MD2/MD4) signatures below the anchor,
+  whatever OpenSSL's security level happens to be in the build at hand;
+* the strict structural rules OpenSSL 3.0 has and later releases dropped
+  (:func:`_structure_problem`: a CA's basicConstraints critical, an
+  authorityKeyIdentifier *key id* below the anchor, an empty subject only with
+  a critical subjectAltName), and no extension twice (OpenSSL refuses a
+  repeated extension it knows, not one it does not);
 * basicConstraints CA on every issuer below the anchor;
 * keyUsage / extendedKeyUsage "where present" for a TLS server leaf (needed
   by :func:`verify_chain`, whose store context has no purpose set), or for a
@@ -33,7 +39,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tlsc.names import match_server_name
@@ -51,6 +57,8 @@ __all__ = [
 ]
 
 MIN_RSA_BITS = 2048
+#: P-192 and smaller curves give under 112 bits of security, as RSA under 2048 bits.
+MIN_EC_BITS = 224
 
 #: Why a certificate is refused: the reason code and what to say after its words.
 Problem = tuple[Reason, str | None]
@@ -122,15 +130,25 @@ def time_problem(cert: x509.Certificate, now: datetime) -> Problem | None:
     return None
 
 
-def _strength_problem(cert: x509.Certificate) -> Problem | None:
+def _key_problem(cert: x509.Certificate) -> Problem | None:
+    """Why ``cert``'s key is too weak to be trusted anywhere in a chain, or None."""
     try:
         key = cert.public_key()
     except (ValueError, UnsupportedAlgorithm):
         return Reason.MALFORMED_CERTIFICATE, "unsupported or malformed public key"
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         return Reason.WEAK_KEY, f"RSA {key.key_size} bits (minimum {MIN_RSA_BITS})"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
+        return Reason.WEAK_KEY, f"EC {key.curve.key_size} bits (minimum {MIN_EC_BITS})"
     if isinstance(key, dsa.DSAPublicKey):
         return Reason.WEAK_KEY, "DSA keys are not accepted"
+    return None
+
+
+def _strength_problem(cert: x509.Certificate) -> Problem | None:
+    problem = _key_problem(cert)
+    if problem:
+        return problem
     weak = _weak_signature_hash(cert)
     if weak:
         return Reason.WEAK_SIGNATURE, weak
@@ -162,6 +180,42 @@ def usage_problem(
     return None
 
 
+def _repeated_extension(cert: x509.Certificate) -> Problem | None:
+    """Why ``cert`` is refused for carrying an extension twice (RFC 5280 4.2), or None."""
+    try:
+        _ = cert.extensions  # cryptography parses them all, and refuses a repeated one
+    except x509.DuplicateExtension as e:
+        return Reason.INVALID_CERTIFICATE, f"extension {e.oid.dotted_string} appears twice"
+    return None
+
+
+def _structure_problem(cert: x509.Certificate, depth: int, is_anchor: bool) -> Problem | None:
+    """What ``cert`` breaks of OpenSSL 3.0's strict rules that newer OpenSSL no longer checks.
+
+    Applied, as OpenSSL does, to every certificate of a chain longer than one
+    (a trusted leaf alone is exempt); the authorityKeyIdentifier rule spares
+    the certificate that ends the chain.
+    """
+    if is_anchor and depth == 0:
+        return None
+    bc = _extension(cert, x509.BasicConstraints)
+    if isinstance(bc, x509.BasicConstraints) and bc.ca:
+        if not cert.extensions.get_extension_for_class(x509.BasicConstraints).critical:
+            return Reason.INVALID_CERTIFICATE, "basicConstraints of a CA not marked critical"
+    if not is_anchor:
+        aki = _extension(cert, x509.AuthorityKeyIdentifier)
+        if not (isinstance(aki, x509.AuthorityKeyIdentifier) and aki.key_identifier):
+            return Reason.INVALID_CERTIFICATE, "no authorityKeyIdentifier key identifier"
+    if not cert.subject:
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            return None  # OpenSSL's own strict check refuses it
+        if not san.critical:
+            return Reason.INVALID_CERTIFICATE, "empty subject and a non-critical subjectAltName"
+    return None
+
+
 def check_certificate(
     cert: x509.Certificate,
     depth: int,
@@ -178,13 +232,18 @@ def check_certificate(
     judging a client certificate, which is never name-checked).
 
     ``is_anchor``: the certificate is one of the configured trust anchors, so
-    the chain ends here; its key, signature and usage are not judged (the
-    spec refuses weak material only *below* the anchor), but its dates are,
-    and a leaf that is itself an anchor must still carry the server name.
+    the chain ends here; its signature and usage are not judged, but its key
+    is (spec section 2: an anchor's self-signature is never checked, but its
+    key must meet the same strength rules), its dates are, and a leaf that is
+    itself an anchor must still carry the server name.
     ``now`` must be timezone-aware (UTC).
     """
     try:
-        problem = time_problem(cert, now)
+        problem = _repeated_extension(cert) or time_problem(cert, now)
+        if problem is None:
+            problem = _structure_problem(cert, depth, is_anchor)
+        if problem is None and is_anchor:
+            problem = _key_problem(cert)
         if problem is None and not is_anchor:
             problem = _strength_problem(cert) or usage_problem(cert, depth, purpose)
         if problem is None and depth == 0 and server_name is not None:

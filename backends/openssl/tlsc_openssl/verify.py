@@ -47,8 +47,9 @@ __all__ = [
 #: pyOpenSSL's ``X509StoreFlags`` does not export it.
 X509_V_FLAG_NO_CHECK_TIME = 0x200000
 
-#: The handshake's store: any anchor terminates a chain.
-STORE_FLAGS = crypto.X509StoreFlags.PARTIAL_CHAIN
+#: The handshake's store: any anchor terminates a chain; RFC 5280's structure
+#: is checked (OpenSSL's strict mode, spec section 2).
+STORE_FLAGS = crypto.X509StoreFlags.PARTIAL_CHAIN | crypto.X509StoreFlags.X509_STRICT
 #: :func:`verify_chain`'s store: the same, dates left to the policy.
 CHAIN_STORE_FLAGS = STORE_FLAGS | X509_V_FLAG_NO_CHECK_TIME
 
@@ -133,6 +134,24 @@ _REASONS: dict[int, Problem] = {
     _C.ERR_EXCLUDED_VIOLATION: (_R.NAME_CONSTRAINTS, "excluded subtree violation"),
     _C.ERR_HOSTNAME_MISMATCH: (_R.NAME_MISMATCH, None),
     _C.ERR_IP_ADDRESS_MISMATCH: (_R.NAME_MISMATCH, None),
+    # OpenSSL's strict mode (X509_V_FLAG_X509_STRICT): RFC 5280's structure
+    78: (_R.INVALID_CERTIFICATE, "signature algorithm inconsistency"),
+    79: (_R.NOT_A_CA, None),
+    80: (_R.INVALID_CERTIFICATE, "pathLenConstraint in a non-CA certificate"),
+    81: (_R.INVALID_CERTIFICATE, "pathLenConstraint without keyUsage keyCertSign"),
+    82: (_R.INVALID_CERTIFICATE, "keyUsage keyCertSign in a non-CA certificate"),
+    83: (_R.INVALID_CERTIFICATE, "empty issuer name"),
+    84: (_R.INVALID_CERTIFICATE, "empty subject name"),
+    85: (_R.INVALID_CERTIFICATE, "no authorityKeyIdentifier key identifier"),
+    86: (_R.INVALID_CERTIFICATE, "CA certificate without subjectKeyIdentifier"),
+    87: (_R.INVALID_CERTIFICATE, "empty subjectAltName"),
+    88: (_R.INVALID_CERTIFICATE, "empty subject and a non-critical subjectAltName"),
+    89: (_R.INVALID_CERTIFICATE, "basicConstraints of a CA not marked critical"),
+    90: (_R.INVALID_CERTIFICATE, "authorityKeyIdentifier marked critical"),
+    91: (_R.INVALID_CERTIFICATE, "subjectKeyIdentifier marked critical"),
+    92: (_R.INVALID_CERTIFICATE, "CA certificate without keyUsage"),
+    93: (_R.INVALID_CERTIFICATE, "extensions in a certificate older than version 3"),
+    94: (_R.INVALID_CERTIFICATE, "EC key with explicit curve parameters"),
     X509_V_ERR_EE_KEY_TOO_SMALL: (_R.WEAK_KEY, None),
     X509_V_ERR_CA_KEY_TOO_SMALL: (_R.WEAK_KEY, None),
     X509_V_ERR_CA_MD_TOO_WEAK: (_R.WEAK_SIGNATURE, None),
@@ -220,19 +239,17 @@ class Verifier:
                 # its "certificate expired" alert) stands when they agree.
                 return time_problem(cert, self.clock())
             if errnum in _SECURITY_LEVEL_ERRORS:
-                # OpenSSL's security level is build-dependent; the policy decides.
-                # Forgiven only for an anchor, whose material the spec exempts.
-                if is_anchor:
-                    return None
+                # OpenSSL's security level is build-dependent; the policy decides
+                # for an anchor (its key is judged, never its self-signature).
                 policy = check_certificate(
                     cert,
                     depth,
-                    is_anchor=False,
+                    is_anchor=is_anchor,
                     server_name=None,
                     now=self.clock(),
                     purpose=self.purpose,
                 )
-                return policy or describe_verify_error(errnum)
+                return policy if is_anchor else policy or describe_verify_error(errnum)
             if errnum == _C.ERR_INVALID_PURPOSE:
                 # OpenSSL says "purpose" for keyUsage and extendedKeyUsage alike;
                 # the policy tells which, as tlsc_openssl.verify_chain does.

@@ -68,7 +68,9 @@ def test_anchor_matched_by_subject_and_key(pki: PKI):
     ok(pki.chain, [twin.der])
     # same subject, other key: not a match (the chain's real intermediate is
     # followed instead, and its issuer is unknown)
-    impostor = make_cert("Test Intermediate", None, key_kind="rsa", ca=True)
+    impostor = make_cert(
+        "Test Intermediate", None, key_kind="rsa", ca=True, key_usage={"key_cert_sign"}
+    )
     refused(pki.chain, [impostor.der], match=UNKNOWN_CA, alert="unknown_ca")
     # ... and with nothing else to follow, the impostor's key fails the signature
     refused([pki.leaf.der], [impostor.der], match="signature failure", alert="decrypt_error")
@@ -161,8 +163,9 @@ def test_path_len():
 def test_ca_key_usage(pki: PKI):
     inter = make_inter("No certsign", pki.root, key_usage={"crl_sign", "digital_signature"})
     refused([make_leaf(inter).der, inter.der], [pki.root.der], match="keyCertSign")
+    # RFC 5280 4.2.1.3 (OpenSSL's strict mode): a CA carries keyUsage
     inter = make_inter("No KU at all", pki.root, key_usage=None)
-    ok([make_leaf(inter).der, inter.der], [pki.root.der])
+    refused([make_leaf(inter).der, inter.der], [pki.root.der], match="CA without keyUsage")
 
 
 def test_leaf_key_usage(pki: PKI):
@@ -217,9 +220,9 @@ def test_small_rsa_key(pki: PKI):
     refused([weak.der, pki.inter.der], [pki.root.der], match="too weak")
     weak_inter = make_inter("Weak CA", pki.root, key_kind="rsa1024")
     refused([make_leaf(weak_inter).der, weak_inter.der], [pki.root.der], match="too weak")
-    # the anchor's own key is not judged
+    # the anchor's own key is judged too (spec section 2), never its self-signature
     weak_root = make_root("Weak Root", key_kind="rsa1024")
-    ok([make_leaf(weak_root).der], [weak_root.der])
+    refused([make_leaf(weak_root).der], [weak_root.der], match="too weak: RSA 1024")
 
 
 def test_dsa_key(pki: PKI):

@@ -87,11 +87,13 @@ def make_cert(
     pss: bool = False,
     extra: list[tuple[x509.ExtensionType, bool]] = (),
     subject: x509.Name | None = None,
+    key_ids: bool = True,
 ) -> Issued:
     """One certificate.  ``ca`` None means no basicConstraints at all.
 
     ``san`` entries that parse as IP addresses become iPAddress, others dNSName.
-    ``issuer`` None means self-signed.
+    ``issuer`` None means self-signed.  ``key_ids``: a subjectKeyIdentifier and
+    (below a root) an authorityKeyIdentifier, as RFC 5280's strict rules want.
     """
     private = key(key_kind)
     subj = subject if subject is not None else name(cn)
@@ -135,6 +137,15 @@ def make_cert(
             except ValueError:
                 entries.append(x509.DNSName(s))
         b = b.add_extension(x509.SubjectAlternativeName(entries), critical=False)
+    if key_ids:
+        b = b.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(private.public_key()), critical=False
+        )
+        if issuer is not None:
+            b = b.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                critical=False,
+            )
     for ext, critical in extra:
         b = b.add_extension(ext, critical=critical)
     if isinstance(signer_key, ed25519.Ed25519PrivateKey):

@@ -16,10 +16,12 @@ same reason when a chain has a single fault:
 
 1. build the path by names, trusted anchors first (partial chains: any anchor
    ends the path, the leaf itself included);
-2. extensions: unknown critical extensions, basicConstraints CA and
-   pathLenConstraint for every issuer, keyUsage/extendedKeyUsage;
-3. security level: RSA keys under 2048 bits, DSA keys, MD5/SHA-1 signatures
-   below the anchor;
+2. extensions: unknown critical extensions, an extension twice,
+   basicConstraints CA and pathLenConstraint for every issuer,
+   keyUsage/extendedKeyUsage, then RFC 5280's structure as OpenSSL's strict
+   mode (``X509_V_FLAG_X509_STRICT``) checks it (:func:`_structure_problem`);
+3. security level: RSA keys under 2048 bits, EC keys under 224 bits and DSA
+   keys anywhere, the anchor included; MD5/SHA-1 signatures below the anchor;
 4. the server name (subjectAltName only, through :mod:`tlsc.names`);
 5. from the anchor down: each signature, then each validity period.
 
@@ -50,6 +52,8 @@ __all__ = ["ChainError", "TrustStore", "load_anchor", "verify_chain"]
 #: but real chains are 2-4 long and every step costs pure-Python signature checks.
 MAX_DEPTH = 10
 MIN_RSA_BITS = 2048
+#: P-192 and smaller curves give under 112 bits of security, as RSA under 2048 bits.
+MIN_EC_BITS = 224
 WEAK_HASHES = frozenset({"md2", "md5", "sha1"})
 _HASH_NAMES = {"md2": "MD2", "md5": "MD5", "sha1": "SHA-1"}
 
@@ -254,6 +258,12 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "serv
     """
     everything = path + ([anchor] if anchor is not None else [])
     for depth, c in enumerate(everything):
+        twice = _repeated_extension(c)
+        if twice:
+            raise ChainError(
+                Reason.INVALID_CERTIFICATE,
+                f"{c.describe()} (depth {depth}) carries the {twice} extension twice",
+            )
         unknown = sorted(str(e) for e in c.cert.critical_extensions - HANDLED_CRITICAL)
         if unknown:
             raise ChainError(
@@ -310,16 +320,107 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "serv
             )
 
 
-def _check_security_level(path: list[_Cert]) -> None:
-    """Key sizes and algorithms of everything below the anchor (OpenSSL's auth level)."""
-    for c in path:
+def _repeated_extension(c: _Cert) -> str | None:
+    """The name of an extension ``c`` carries more than once (RFC 5280 4.2), or None."""
+    seen: set[str] = set()
+    for ext in c.cert["tbs_certificate"]["extensions"] or ():
+        oid = ext["extn_id"].dotted
+        if oid in seen:
+            return str(ext["extn_id"].native)
+        seen.add(oid)
+    return None
+
+
+def _structure(everything: list[_Cert]) -> None:
+    """RFC 5280's structural rules, as OpenSSL's strict mode applies them (spec section 2).
+
+    ``everything`` is leaf first, anchor last.  Like OpenSSL, nothing here
+    applies to a chain of one certificate (a trusted leaf): RFC 6818 exempts
+    self-issued end-entity certificates, and there is no issuer to vouch for.
+    """
+    if len(everything) < 2:
+        return
+    for depth, c in enumerate(everything):
+        problem = _structure_problem(c, last=depth == len(everything) - 1)
+        if problem:
+            raise ChainError(
+                Reason.INVALID_CERTIFICATE, f"{c.describe()} (depth {depth}) {problem}"
+            )
+
+
+def _structure_problem(c: _Cert, last: bool) -> str | None:
+    """What ``c`` breaks of OpenSSL 3's ``X509_V_FLAG_X509_STRICT`` checks, or None.
+
+    ``last``: ``c`` ends the chain (the anchor), so it needs no
+    authorityKeyIdentifier.  The rules, in OpenSSL's order: pathLenConstraint
+    only in a CA with keyCertSign; a CA's basicConstraints critical, its
+    keyUsage present; keyCertSign only in a CA; issuer and (for a CA, a CRL
+    signer or a certificate without subjectAltName) subject non-empty; an
+    empty subject only with a critical subjectAltName; no empty subjectAltName;
+    an authorityKeyIdentifier key id below the anchor and a
+    subjectKeyIdentifier in a CA (version 3); no extensions before version 3;
+    no EC key with explicit curve parameters.
+    """
+    cert = c.cert
+    bc = cert.basic_constraints_value
+    is_ca = bc is not None and bool(bc["ca"].native)
+    ku = cert.key_usage_value
+    usages = set(ku.native) if ku is not None else set()
+    critical = cert.critical_extensions
+    if bc is not None and bc["path_len_constraint"].native is not None:
+        if not is_ca:
+            return "has a pathLenConstraint without being a CA"
+        if "key_cert_sign" not in usages:
+            return "has a pathLenConstraint without keyUsage keyCertSign"
+    if is_ca and "basic_constraints" not in critical:
+        return "is a CA whose basicConstraints is not critical"
+    if is_ca and ku is None:
+        return "is a CA without keyUsage"
+    if not is_ca and "key_cert_sign" in usages:
+        return "has keyUsage keyCertSign without being a CA"
+    if not cert.issuer.chosen:
+        return "has an empty issuer name"
+    san = cert.subject_alt_name_value
+    if not cert.subject.chosen:
+        if is_ca or "crl_sign" in usages or san is None:
+            return "has an empty subject name"
+        if "subject_alt_name" not in critical:
+            return "has an empty subject and a non-critical subjectAltName"
+    if san is not None and len(san) == 0:
+        return "has an empty subjectAltName"
+    if cert["tbs_certificate"]["version"].native == "v3":
+        aki = cert.authority_key_identifier_value
+        if not last and (aki is None or aki["key_identifier"].native is None):
+            return "has no authorityKeyIdentifier key identifier"
+        if is_ca and cert.key_identifier_value is None:
+            return "is a CA without subjectKeyIdentifier"
+    elif cert["tbs_certificate"]["extensions"]:
+        return "has extensions but is not version 3"
+    pki = cert["tbs_certificate"]["subject_public_key_info"]
+    if pki.algorithm == "ec" and pki["algorithm"]["parameters"].name != "named":
+        return "has an EC key with explicit curve parameters"
+    return None
+
+
+def _check_security_level(everything: list[_Cert], below_anchor: int) -> None:
+    """Key sizes and algorithms (OpenSSL's auth level, as the spec fixes it).
+
+    Every key is judged, the anchor's included (spec section 2: an anchor's
+    key must meet the same strength rules); signatures only for the first
+    ``below_anchor`` certificates (an anchor's self-signature is never checked).
+    """
+    for depth, c in enumerate(everything):
         pki = c.cert["tbs_certificate"]["subject_public_key_info"]
         if pki.algorithm in ("rsa", "rsassa_pss") and pki.bit_size < MIN_RSA_BITS:
             raise ChainError(
                 Reason.WEAK_KEY, f"RSA {pki.bit_size} bits (minimum {MIN_RSA_BITS})"
             )
+        if pki.algorithm == "ec" and pki.bit_size < MIN_EC_BITS:
+            raise ChainError(Reason.WEAK_KEY, f"EC {pki.bit_size} bits (minimum {MIN_EC_BITS})")
         if pki.algorithm == "dsa":
             raise ChainError(Reason.WEAK_KEY, "DSA keys are not accepted")
+        if depth >= below_anchor:
+            continue
         try:
             digest = _signature_hash(c.cert)
         except ValueError:
@@ -513,8 +614,10 @@ class TrustStore:
                 ) from None
         try:
             path, anchor = _build(chain, self._anchors)
+            everything = path + ([anchor] if anchor is not None else [])
             _check_extensions(path, anchor, peer)
-            _check_security_level(path if anchor is not None else [])
+            _structure(everything)
+            _check_security_level(everything, len(path) if anchor is not None else 0)
             if server_name is not None:
                 _check_name(path[0], server_name)
             # from the top down, as OpenSSL's internal_verify: signature, then dates
