@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable
+import ipaddress
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
-from cryptography.x509.oid import ExtensionOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from . import certs
 from .certs import DAY, Issued, issue
@@ -294,6 +295,33 @@ def _critical(c: _Cases) -> None:
               [p.leaf(extra=[(certs.unknown_extension(oid), False)]), p.inter], [p.root], True)
     c.add("critical-extension", "leaf-ku-noncritical",
           [p.leaf(key_usage_critical=False), p.inter], [p.root], True)
+    # Extensions OpenSSL knows and, as tlsc never asks for policy or CRL checks,
+    # accepts critical without acting on them; every backend must do the same.
+    policy = x509.ObjectIdentifier("2.23.140.1.2.1")
+    policies = x509.CertificatePolicies([x509.PolicyInformation(policy, None)])
+    dp = x509.CRLDistributionPoints([x509.DistributionPoint(
+        [x509.UniformResourceIdentifier("http://crl.example/ca.crl")], None, None, None)])
+    for variant, ext in (
+        ("certificate-policies", policies),
+        ("policy-constraints", x509.PolicyConstraints(require_explicit_policy=0,
+                                                      inhibit_policy_mapping=None)),
+        ("policy-mappings", x509.UnrecognizedExtension(  # cryptography has no class for it
+            x509.ObjectIdentifier("2.5.29.33"),
+            bytes.fromhex("3012" "3010" "060667810c010201" "060667810c010202"))),
+        ("inhibit-any-policy", x509.InhibitAnyPolicy(0)),
+        ("crl-distribution-points", dp),
+    ):
+        inter = _cert(f"critical {variant} Inter", key_kind="rsa2048", slot=2, ca=True,
+                      issuer=p.root, extra=[(ext, True)])
+        c.add("critical-extension", f"inter-known-critical-{variant}",
+              [p.leaf(issuer=inter), inter], [p.root], True)
+    c.add("critical-extension", "leaf-known-critical-certificate-policies",
+          [p.leaf(extra=[(policies, True)]), p.inter], [p.root], True)
+    aia = x509.AuthorityInformationAccess([x509.AccessDescription(
+        x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+        x509.UniformResourceIdentifier("http://ca.example/ca.crt"))])
+    c.add("critical-extension", "leaf-authority-information-access-critical",
+          [p.leaf(extra=[(aia, True)]), p.inter], [p.root], False)
 
 
 def _malformed(c: _Cases) -> None:
@@ -517,9 +545,243 @@ def _anchor_strength(c: _Cases) -> None:
         c.add(rule, f"leaf-{kind}", [alone, p.inter], [p.root], ok)
 
 
+def _nc(permitted: Sequence[x509.GeneralName] | None = None,
+        excluded: Sequence[x509.GeneralName] | None = None) -> x509.NameConstraints:
+    return x509.NameConstraints(
+        permitted_subtrees=list(permitted) if permitted else None,
+        excluded_subtrees=list(excluded) if excluded else None,
+    )
+
+
+def _raw_nc(permitted: bytes = b"", excluded: bytes = b"") -> x509.UnrecognizedExtension:
+    """A nameConstraints extension from hand-made DER subtrees (what cryptography refuses)."""
+    body = b""
+    if permitted:
+        body += certs.der_tlv(0xA0, permitted)
+    if excluded:
+        body += certs.der_tlv(0xA1, excluded)
+    return x509.UnrecognizedExtension(ExtensionOID.NAME_CONSTRAINTS, certs.der_tlv(0x30, body))
+
+
+def _subtree(base: bytes, minimum: int | None = None, maximum: int | None = None) -> bytes:
+    """One GeneralSubtree: ``base`` (a DER GeneralName), then [0] minimum, [1] maximum."""
+    body = base
+    if minimum is not None:
+        body += certs.der_tlv(0x80, bytes([minimum]))
+    if maximum is not None:
+        body += certs.der_tlv(0x81, bytes([maximum]))
+    return certs.der_tlv(0x30, body)
+
+
+def _dns(name: str) -> bytes:
+    return certs.der_tlv(0x82, name.encode())
+
+
+def _dn(rfc4514: str) -> x509.DirectoryName:
+    return x509.DirectoryName(x509.Name.from_rfc4514_string(rfc4514))
+
+
+def _net(cidr: str) -> x509.IPAddress:
+    return x509.IPAddress(ipaddress.ip_network(cidr))
+
+
+def _name_constraints(c: _Cases) -> None:
+    """nameConstraints (RFC 5280 4.2.1.10): permitted and excluded subtrees, every type."""
+    rule = "name-constraints"
+    root = _cert("nc Root", key_kind="rsa2048", slot=1, ca=True)
+
+    def constrained(tag: str, nc: x509.ExtensionType, critical: bool = True,
+                    issuer: Issued | None = None, **kw: object) -> Issued:
+        return _cert(f"nc {tag} Inter", key_kind="rsa2048", slot=2, ca=True,
+                     issuer=issuer or root, extra=[(nc, critical)], **kw)
+
+    def leaf(inter: Issued, dns: Sequence[str] = (), ips: Sequence[str] = (),
+             **kw: object) -> Issued:
+        cn = dns[0] if dns else ips[0] if ips else "no name"
+        return _cert(cn, issuer=inter, dns=dns, ips=ips, **kw)
+
+    def case(variant: str, inter: Issued, lf: Issued, ok: bool, name: str | None) -> None:
+        c.add(rule, variant, [lf, inter], [root], ok, server_name=name)
+
+    # dNSName: whole labels added on the left; a leading '.' means strictly below
+    ex = constrained("permit example.com", _nc([x509.DNSName("example.com")]))
+    for variant, host, ok in (
+        ("dns-permitted-exact", "example.com", True),
+        ("dns-permitted-subdomain", "www.example.com", True),
+        ("dns-permitted-deep-subdomain", "a.b.example.com", True),
+        ("dns-permitted-case-insensitive", "WWW.Example.COM", True),
+        ("dns-permitted-suffix-trick", "notexample.com", False),
+        ("dns-permitted-other-domain", "example.org", False),
+        ("dns-permitted-parent", "com", False),
+    ):
+        case(variant, ex, leaf(ex, (host,)), ok, host.lower() if ok else None)
+    case("dns-permitted-second-san-outside", ex,
+         leaf(ex, ("www.example.com", "www.example.org")), False, "www.example.com")
+    case("dns-permitted-wildcard-san", ex, leaf(ex, ("*.example.com",)), True, "a.example.com")
+    dot = constrained("permit .example.com", _nc([x509.DNSName(".example.com")]))
+    case("dns-permitted-leading-dot-below", dot, leaf(dot, ("www.example.com",)), True,
+         "www.example.com")
+    case("dns-permitted-leading-dot-itself", dot, leaf(dot, ("example.com",)), False, None)
+    no = constrained("exclude example.com", _nc(excluded=[x509.DNSName("example.com")]))
+    case("dns-excluded-subdomain", no, leaf(no, ("www.example.com",)), False, None)
+    case("dns-excluded-exact", no, leaf(no, ("example.com",)), False, None)
+    case("dns-excluded-other", no, leaf(no, ("www.example.org",)), True, "www.example.org")
+    case("dns-excluded-suffix-trick", no, leaf(no, ("notexample.com",)), True, "notexample.com")
+    case("dns-excluded-wildcard-san", no, leaf(no, ("*.example.com",)), False, None)
+    both = constrained("permit and exclude", _nc([x509.DNSName("example.com")],
+                                                 [x509.DNSName("bad.example.com")]))
+    case("dns-permitted-and-excluded", both, leaf(both, ("www.bad.example.com",)), False, None)
+    case("dns-permitted-not-excluded", both, leaf(both, ("www.example.com",)), True,
+         "www.example.com")
+    noncrit = constrained("exclude noncritical", _nc(excluded=[x509.DNSName("example.com")]),
+                          critical=False)
+    case("dns-excluded-noncritical-enforced", noncrit, leaf(noncrit, ("www.example.com",)),
+         False, None)
+    # iPAddress: address and mask; IPv4 and IPv6 never match each other
+    v4 = constrained("permit 192.0.2.0/24", _nc([_net("192.0.2.0/24")]))
+    case("ipv4-permitted-inside", v4, leaf(v4, ips=("192.0.2.1",)), True, "192.0.2.1")
+    case("ipv4-permitted-outside", v4, leaf(v4, ips=("192.0.3.1",)), False, None)
+    case("ipv4-permitted-ipv6-san", v4, leaf(v4, ips=("2001:db8::1",)), False, None)
+    case("ipv4-permitted-dns-san-unconstrained", v4, leaf(v4, ("www.example.com",)), True,
+         "www.example.com")
+    v4x = constrained("exclude 192.0.2.0/24", _nc(excluded=[_net("192.0.2.0/24")]))
+    case("ipv4-excluded-inside", v4x, leaf(v4x, ips=("192.0.2.200",)), False, None)
+    case("ipv4-excluded-outside", v4x, leaf(v4x, ips=("198.51.100.1",)), True, "198.51.100.1")
+    case("ipv4-excluded-dns-san-unconstrained", v4x, leaf(v4x, ("www.example.com",)), True,
+         "www.example.com")
+    v6 = constrained("permit 2001:db8::/32", _nc([_net("2001:db8::/32")]))
+    case("ipv6-permitted-inside", v6, leaf(v6, ips=("2001:db8:1::1",)), True, "2001:db8:1::1")
+    case("ipv6-permitted-outside", v6, leaf(v6, ips=("2001:db9::1",)), False, None)
+    v6x = constrained("exclude ::1/128", _nc(excluded=[_net("::1/128")]))
+    case("ipv6-excluded-host", v6x, leaf(v6x, ips=("::1",)), False, None)
+    case("ipv6-excluded-other-host", v6x, leaf(v6x, ips=("::2",)), True, "::2")
+    # directoryName: leading RDNs of the subject (and of directoryName SANs)
+    org = constrained("permit O", _nc([_dn("O=tlsc conformance")]))
+    case("dn-permitted-subject", org, leaf(org, ("www.example.com",)), True, "www.example.com")
+    upper = constrained("permit O upper", _nc([_dn("O=TLSC  Conformance")]))
+    case("dn-permitted-subject-case-and-space-insensitive", upper,
+         leaf(upper, ("www.example.com",)), True, "www.example.com")
+    other = constrained("permit O other", _nc([_dn("O=someone else")]))
+    case("dn-permitted-subject-outside", other, leaf(other, ("www.example.com",)), False, None)
+    case("dn-permitted-san-outside", org,
+         leaf(org, ("www.example.com",), san=[_dn("O=someone else,CN=x")]), False, None)
+    exact = constrained("exclude O CN", _nc(excluded=[_dn("CN=evil.example,O=tlsc conformance")]))
+    case("dn-excluded-subject", exact, leaf(exact, ("evil.example",)), False, None)
+    case("dn-excluded-other-subject", exact, leaf(exact, ("good.example",)), True, "good.example")
+    case("dn-permitted-empty-subject-skipped", other,
+         leaf(other, ("www.example.com",), subject=x509.Name([]), san_critical=True), True,
+         "www.example.com")
+    # rfc822Name and URI, where the chain has them
+    mail = constrained("permit mail", _nc([x509.RFC822Name("example.com")]))
+    case("email-permitted-host", mail,
+         leaf(mail, ("www.example.org",), san=[x509.RFC822Name("admin@example.com")]), True,
+         "www.example.org")
+    case("email-permitted-other-host", mail,
+         leaf(mail, ("www.example.org",), san=[x509.RFC822Name("admin@example.org")]), False,
+         None)
+    subject_mail = x509.Name([x509.NameAttribute(NameOID.EMAIL_ADDRESS, "admin@example.org"),
+                              x509.NameAttribute(NameOID.COMMON_NAME, "mail")])
+    case("email-permitted-subject-address-outside", mail,
+         leaf(mail, ("www.example.org",), subject=subject_mail), False, None)
+    case("email-permitted-dns-san-unconstrained", mail, leaf(mail, ("www.example.org",)), True,
+         "www.example.org")
+    uri = constrained("exclude uri", _nc(excluded=[x509.UniformResourceIdentifier(
+        ".example.com")]))
+    case("uri-excluded-host", uri, leaf(uri, ("www.example.org",), san=[
+        x509.UniformResourceIdentifier("https://www.example.com:8443/x")]), False, None)
+    case("uri-excluded-other-host", uri, leaf(uri, ("www.example.org",), san=[
+        x509.UniformResourceIdentifier("https://www.example.org/x")]), True, "www.example.org")
+    # every certificate below the constraining CA, and every constraint above it
+    deep = constrained("permit example.com (root of two)", _nc([x509.DNSName("example.com")]))
+    below = _cert("nc below Inter", key_kind="rsa2048", slot=3, ca=True, issuer=deep,
+                  dns=("ca.example.org",))
+    c.add(rule, "inter-san-outside-constraint-above", [leaf(below, ("www.example.com",)), below,
+          deep], [root], False)
+    narrow = _cert("nc narrow Inter", key_kind="rsa2048", slot=3, ca=True, issuer=deep,
+                   extra=[(_nc([x509.DNSName("shop.example.com")]), True)])
+    c.add(rule, "narrowed-by-second-constraint", [leaf(narrow, ("www.example.com",)), narrow,
+          deep], [root], False)
+    c.add(rule, "within-both-constraints", [leaf(narrow, ("a.shop.example.com",)), narrow,
+          deep], [root], True, server_name="a.shop.example.com")
+    constrained_root = _cert("nc constrained Root", key_kind="rsa2048", slot=4, ca=True,
+                             extra=[(_nc([x509.DNSName("example.com")]), True)])
+    plain = _cert("nc plain Inter", key_kind="rsa2048", slot=2, ca=True, issuer=constrained_root)
+    c.add(rule, "anchor-constraint-enforced", [leaf(plain, ("www.example.org",)), plain],
+          [constrained_root], False)
+    c.add(rule, "anchor-constraint-met", [leaf(plain, ("www.example.com",)), plain],
+          [constrained_root], True, server_name="www.example.com")
+    # a self-issued intermediate (key rollover) is not subject to the constraints above it;
+    # a self-issued leaf is
+    rollover = _cert("nc Root", key_kind="rsa2048", slot=5, ca=True, issuer=constrained_root,
+                     subject=constrained_root.cert.subject, dns=("rollover.example.org",))
+    c.add(rule, "self-issued-inter-exempt", [leaf(rollover, ("www.example.com",)), rollover],
+          [constrained_root], True, server_name="www.example.com")
+    c.add(rule, "self-issued-inter-leaf-still-checked",
+          [leaf(rollover, ("www.example.org",)), rollover], [constrained_root], False)
+    # forms nobody can judge are refused when a name of that form is present
+    oid = x509.ObjectIdentifier("1.3.6.1.4.1.55555.3")
+    other_nc = constrained("exclude othername", _nc([x509.DNSName("example.com")],
+                                                    [x509.OtherName(oid, b"\x05\x00")]))
+    case("othername-constraint-othername-san", other_nc,
+         leaf(other_nc, ("www.example.com",), san=[x509.OtherName(oid, b"\x05\x00")]), False,
+         None)
+    case("othername-constraint-no-othername-san", other_nc, leaf(other_nc, ("www.example.com",)),
+         True, "www.example.com")
+    rid = constrained("exclude registeredid", _nc(excluded=[x509.RegisteredID(oid)]))
+    case("registeredid-constraint-registeredid-san", rid,
+         leaf(rid, ("www.example.com",), san=[x509.RegisteredID(oid)]), False, None)
+    # malformed subtrees: refused, never guessed at
+    for variant, raw in (
+        ("subtree-minimum-1", _raw_nc(_subtree(_dns("example.com"), minimum=1))),
+        ("subtree-maximum", _raw_nc(_subtree(_dns("example.com"), maximum=3))),
+        ("dns-constraint-wildcard", _raw_nc(_subtree(_dns("*.example.com")))),
+        ("ip-constraint-without-mask", _raw_nc(_subtree(certs.der_tlv(0x87, bytes([192, 0, 2,
+                                                                                   1]))))),
+    ):
+        bad = constrained(variant, raw)
+        case(variant, bad, leaf(bad, ("www.example.com",), ips=("192.0.2.1",)), False, None)
+    # a leaf's own nameConstraints constrain nothing
+    c.add(rule, "leaf-with-name-constraints",
+          [_cert("www.example.com", issuer=ex, dns=("www.example.com",),
+                 name_constraints=_nc([x509.DNSName("other.example")])), ex], [root], True,
+          server_name="www.example.com")
+
+
+def _common_name(c: _Cases) -> None:
+    """The subject's CN is never a name: not for -k, not for name constraints (spec section 2)."""
+    rule = "cn-never-used"
+    root = _cert("cn Root", key_kind="rsa2048", slot=1, ca=True)
+    local = _cert("cn exclude localhost Inter", key_kind="rsa2048", slot=2, ca=True, issuer=root,
+                  extra=[(_nc(excluded=[x509.DNSName("localhost")]), True)])
+    permit = _cert("cn permit example.com Inter", key_kind="rsa2048", slot=3, ca=True,
+                   issuer=root, extra=[(_nc([x509.DNSName("example.com")]), True)])
+    for variant, inter, cn, dns, ips, name in (
+        ("excluded-cn-ip-san", local, "test.localhost", (), ("127.0.0.1",), "127.0.0.1"),
+        ("excluded-cn-ipv6-san", local, "localhost", (), ("::1",), "::1"),
+        ("excluded-cn-dns-san", local, "test.localhost", ("www.example.com",), (),
+         "www.example.com"),
+        ("permitted-cn-outside-ip-san", permit, "evil.example.org", (), ("192.0.2.1",),
+         "192.0.2.1"),
+        ("permitted-cn-outside-no-san", permit, "evil.example.org", (), (), None),
+        ("permitted-cn-outside-dns-san", permit, "evil.example.org", ("www.example.com",), (),
+         "www.example.com"),
+    ):
+        lf = _cert(cn, issuer=inter, dns=dns, ips=ips)
+        c.add(rule, variant, [lf, inter], [root], True, server_name=name)
+    p = _PKI("cn")
+    for variant, cn, dns, name in (
+        ("name-in-cn-only", HOST, (), HOST),
+        ("name-in-cn-not-san", HOST, ("other.example",), HOST),
+        ("ip-in-cn-only", "192.0.2.1", (), "192.0.2.1"),
+    ):
+        c.add(rule, variant, [_cert(cn, issuer=p.inter, dns=dns), p.inter], [p.root], False,
+              server_name=name)
+
+
 GENERATORS: tuple[Callable[[_Cases], None], ...] = (
     _good, _validity, _ca_flag, _path_len, _key_usage, _eku, _names, _critical, _malformed,
-    _signatures, _chains, _anchors, _weak, _structure, _anchor_strength,
+    _signatures, _chains, _anchors, _weak, _structure, _anchor_strength, _name_constraints,
+    _common_name,
 )
 
 

@@ -653,3 +653,30 @@ def test_facts_peer_certificate_is_der(make_pair, pki):
     pair.handshake()
     parsed = x509.load_der_x509_certificate(pair.client.facts().peer_certificate)
     assert parsed == pki.leaves["rsa"].cert
+
+
+def test_name_constraints_never_read_the_cn(make_pair, pki):
+    """A leaf's CN is no DNS name, not even for name constraints (spec section 2).
+
+    OpenSSL checks the CN of a leaf without DNS subjectAltName against the DNS
+    constraints above it unless the store says never to: this leaf's IP SAN is
+    fine and its CN, under a CA that excludes ``localhost``, must not matter.
+    """
+    from tlsc.testing import certs
+
+    span = {"not_before": pki.now - DAY, "not_after": pki.now + DAY}
+    root = certs.issue("nc Root", key_kind="rsa2048", slot=1, ca=True, **span)
+    excluded = x509.NameConstraints(None, [x509.DNSName("localhost")])
+    inter = certs.issue(
+        "nc Inter", key_kind="rsa2048", slot=2, ca=True, issuer=root,
+        name_constraints=excluded, **span,
+    )
+    leaf = certs.issue("test.localhost", issuer=inter, ips=("127.0.0.1",), **span)
+    anchors = [("root.pem", root.der)]
+    make_pair([leaf, inter], config(pki, anchors=anchors, name="127.0.0.1")).handshake()
+    # ... while the constraint itself holds for the names that count:
+    named = certs.issue("www", issuer=inter, dns=("www.localhost",), **span)
+    pair = make_pair([named, inter], config(pki, anchors=anchors, name="www.localhost"))
+    with pytest.raises(VerificationError) as info:
+        pair.handshake()
+    assert info.value.reason is Reason.NAME_CONSTRAINTS

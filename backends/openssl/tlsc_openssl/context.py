@@ -22,7 +22,7 @@ from .credentials import load_anchors, load_client_credentials
 from .errors import reason_of
 from .policy import CLIENT_AUTH
 from .session import OpenSSLServerSession, OpenSSLSession, record_server_name
-from .verify import STORE_FLAGS, Verifier
+from .verify import STORE_FLAGS, Verifier, configure_store
 
 __all__ = ["OpenSSLClientContext", "OpenSSLServerContext", "build_context", "build_server_context"]
 
@@ -97,8 +97,8 @@ def _load_store(
     if not anchor_der:
         raise ConfigError("no usable trust anchor")
     try:
-        store.set_flags(STORE_FLAGS)
-    except crypto.Error as e:
+        configure_store(store, STORE_FLAGS)
+    except (crypto.Error, MemoryError) as e:
         raise _engine("configure the certificate store", e) from None
     return frozenset(anchor_der)
 

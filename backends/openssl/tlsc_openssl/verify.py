@@ -11,12 +11,17 @@
   ``X509StoreContext`` and then the same policy over the verified chain, for
   the conformance harness.
 
-Both configure the store for partial chains (any anchor, intermediate or
-leaf, ends the chain).  Dates are the policy's (inclusive at both ends): in a
-handshake OpenSSL still checks them, so that the alert it sends says
-"certificate expired", but the callback overrides its verdict with the
-policy's; :func:`verify_chain` turns OpenSSL's time check off instead
-(:data:`CHAIN_STORE_FLAGS`) as it has no callback.
+Both configure the store (:func:`configure_store`) for partial chains (any
+anchor, intermediate or leaf, ends the chain), OpenSSL's strict mode, and
+``X509_CHECK_FLAG_NEVER_CHECK_SUBJECT``: the subject's CN is never a name,
+not even for name constraints (OpenSSL checks a leaf's CN against them when
+the leaf has no DNS subjectAltName, unless told never to).
+
+Dates are the policy's (inclusive at both ends): in a handshake OpenSSL
+still checks them, so that the alert it sends says "certificate expired",
+but the callback overrides its verdict with the policy's; :func:`verify_chain`
+turns OpenSSL's time check off instead (:data:`CHAIN_STORE_FLAGS`) as it has
+no callback.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
     "CHAIN_STORE_FLAGS",
     "STORE_FLAGS",
     "Verifier",
+    "configure_store",
     "describe_verify_error",
     "new_store",
     "verify_chain",
@@ -171,6 +177,30 @@ def verification_error(reason: Reason, detail: str | None = None) -> Verificatio
     return VerificationError(reason, detail)
 
 
+def configure_store(store: crypto.X509Store, flags: int) -> None:
+    """Set ``flags`` on ``store`` and never let OpenSSL read a CN as a DNS name.
+
+    pyOpenSSL has no call for host flags, so ``X509_CHECK_FLAG_NEVER_CHECK_SUBJECT``
+    goes in through ``cryptography``'s bindings, the way pyOpenSSL's own
+    ``X509Store.set_time`` sets its parameter: a fresh ``X509_VERIFY_PARAM``
+    merged into the store's (only the fields it sets are copied).  Every
+    verification from this store inherits it, the handshake's included.
+    """
+    from cryptography.hazmat.bindings.openssl.binding import Binding
+
+    store.set_flags(flags)
+    lib = Binding.lib
+    param = lib.X509_VERIFY_PARAM_new()
+    if param == Binding.ffi.NULL:
+        raise MemoryError("X509_VERIFY_PARAM_new")
+    try:
+        lib.X509_VERIFY_PARAM_set_hostflags(param, lib.X509_CHECK_FLAG_NEVER_CHECK_SUBJECT)
+        if lib.X509_STORE_set1_param(store._store, param) != 1:
+            raise crypto.Error([("X509_STORE_set1_param", "", "failed")])
+    finally:
+        lib.X509_VERIFY_PARAM_free(param)
+
+
 def new_store(anchors: Iterable[x509.Certificate]) -> crypto.X509Store:
     """A store for :func:`verify_chain`: ``anchors`` that OpenSSL accepts, its flags."""
     store = crypto.X509Store()
@@ -179,7 +209,7 @@ def new_store(anchors: Iterable[x509.Certificate]) -> crypto.X509Store:
             store.add_cert(crypto.X509.from_cryptography(cert))
         except crypto.Error:
             continue  # same as client_context: unusable anchors are skipped
-    store.set_flags(CHAIN_STORE_FLAGS)
+    configure_store(store, CHAIN_STORE_FLAGS)
     return store
 
 

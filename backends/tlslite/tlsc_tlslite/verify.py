@@ -23,7 +23,9 @@ same reason when a chain has a single fault:
 3. security level: RSA keys under 2048 bits, EC keys under 224 bits and DSA
    keys anywhere, the anchor included; MD5/SHA-1 signatures below the anchor;
 4. the server name (subjectAltName only, through :mod:`tlsc.names`);
-5. from the anchor down: each signature, then each validity period.
+5. from the anchor down: each signature, then each validity period;
+6. name constraints (:mod:`.constraints`), on the names of every certificate
+   below the constraining CA, never on a CN.
 
 Every failure raises :class:`ChainError` (a :class:`VerificationError`) with
 the core's reason (:mod:`tlsc.reasons`: the words are the core's, what follows
@@ -46,6 +48,8 @@ from tlsc.reasons import Reason, not_valid_for
 from tlsc.session import VerificationError
 from tlslite.utils.python_rsakey import Python_RSAKey
 
+from . import constraints
+
 __all__ = ["ChainError", "TrustStore", "load_anchor", "verify_chain"]
 
 #: Longest path we build (intermediates + leaf); OpenSSL's default depth is 100,
@@ -57,10 +61,16 @@ MIN_EC_BITS = 224
 WEAK_HASHES = frozenset({"md2", "md5", "sha1"})
 _HASH_NAMES = {"md2": "MD2", "md5": "MD5", "sha1": "SHA-1"}
 
-#: Critical extensions we enforce; any other critical extension is refused
-#: (fail closed: e.g. nameConstraints and policy constraints are not implemented).
+#: Critical extensions we enforce; any other critical extension is refused.
 HANDLED_CRITICAL = frozenset(
-    {"basic_constraints", "key_usage", "extended_key_usage", "subject_alt_name"}
+    {"basic_constraints", "key_usage", "extended_key_usage", "subject_alt_name",
+     "name_constraints"}
+) | frozenset(
+    # Known to OpenSSL, which accepts them critical and acts on them only when
+    # asked for policy (X509_V_FLAG_POLICY_CHECK) or CRL checks, as tlsc never
+    # does: same verdict here (spec section 5), by the same inaction.
+    {"certificate_policies", "policy_constraints", "policy_mappings", "inhibit_any_policy",
+     "crl_distribution_points", "ocsp_no_check"}
 )
 
 #: keyUsage bits that allow a server leaf to be used for TLS (OpenSSL accepts any of them).
@@ -630,6 +640,9 @@ class TrustStore:
                     issuer = path[depth]
             else:
                 _check_validity(path[0], 0, now)
+            problem = constraints.violation([c.cert for c in everything])
+            if problem:
+                raise ChainError(Reason.NAME_CONSTRAINTS, problem)
         except ChainError:
             raise
         except Exception as e:  # a malformed field asn1crypto parsed lazily
