@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tlsc.session import AlertReceived, Capabilities, ProtocolError, Truncated
+from tlsc.session import AlertReceived, Capabilities, ClientConfig, ProtocolError, Truncated
 from tlsc.testing import harness, live, memory, starttls, tlsdpeers
 from tlsc.testing.pathcases import cases
 
@@ -218,10 +218,15 @@ class _Corrupting(_Proxy):
         return bytes([got[0] ^ 1]) + got[1:] if got else got  # type: ignore[no-any-return]
 
 
-def _no_sni(config: object) -> object:
-    import dataclasses
-
-    return dataclasses.replace(config, server_name=None)  # type: ignore[type-var]
+def _no_sni(config: ClientConfig) -> ClientConfig:
+    return ClientConfig(
+        anchors=config.anchors,
+        verify=config.verify,
+        server_name=None,
+        cert_chain=config.cert_chain,
+        private_key=config.private_key,
+        extra=config.extra,
+    )
 
 
 def _live_failures(backend: object, *names: str) -> set[str]:

@@ -16,12 +16,13 @@ import fcntl
 import os
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from . import exitcodes
 from .exitcodes import Fatal
 from .log import flush_std
+
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; 3.10+ names it
 PIPE_SIZE = 1 << 20
@@ -37,34 +38,43 @@ FORWARDED = (
 )
 
 
-class Prog(Protocol):
-    """prog as the lifecycle and the engine see it (:class:`Child`, or a prog already running).
+if TYPE_CHECKING:  # a type only: defining a Protocol at run time needs ``typing``
+    from typing import Protocol
 
-    ``to_prog``/``from_prog`` are our ends of its cleartext pipes; ``start``
-    hands it the environment describing the connection once the handshake is
-    done; ``abandon`` lets it go after a failure; ``wait`` gives the exit code
-    the command ends with.
-    """
+    class Prog(Protocol):
+        """prog as the lifecycle and the engine see it (:class:`Child`, or a prog already running).
 
-    to_prog: int
-    from_prog: int
+        ``to_prog``/``from_prog`` are our ends of its cleartext pipes; ``start``
+        hands it the environment describing the connection once the handshake is
+        done; ``abandon`` lets it go after a failure; ``wait`` gives the exit code
+        the command ends with.
+        """
 
-    def start(self, argv: Sequence[str], env: Mapping[str, str]) -> None: ...
-    def abandon(self) -> None: ...
-    def kill(self, sig: int) -> None: ...
-    def wait(self) -> int: ...
+        to_prog: int
+        from_prog: int
+
+        def start(self, argv: Sequence[str], env: Mapping[str, str]) -> None: ...
+        def abandon(self) -> None: ...
+        def kill(self, sig: int) -> None: ...
+        def wait(self) -> int: ...
 
 
-@dataclass
 class Child:
-    pid: int
-    #: Our end of prog's fd RFD (we write cleartext for prog here).
-    to_prog: int
-    #: Our end of prog's fd WFD (we read prog's cleartext here).
-    from_prog: int
-    _control: int
-    _exec_errors: int
-    status: int | None = None
+    """The forked child, waiting to become prog (a :class:`Prog`)."""
+
+    __slots__ = ("_control", "_exec_errors", "from_prog", "pid", "status", "to_prog")
+
+    def __init__(
+        self, pid: int, to_prog: int, from_prog: int, control: int, exec_errors: int
+    ) -> None:
+        self.pid = pid
+        #: Our end of prog's fd RFD (we write cleartext for prog here).
+        self.to_prog = to_prog
+        #: Our end of prog's fd WFD (we read prog's cleartext here).
+        self.from_prog = from_prog
+        self._control = control
+        self._exec_errors = exec_errors
+        self.status: int | None = None
 
     def start(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
         """Let the child exec prog; raise Fatal(111) if the exec failed."""

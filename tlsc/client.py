@@ -4,46 +4,78 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
 
 from . import config, exitcodes, registry
-from .child import Prog, spawn
+from .child import spawn
 from .der import DERError, peer_cert_hash, subject_rfc4514
 from .engine import Engine, Interrupted, Settings
 from .exitcodes import Fatal
 from .log import Log
 from .names import is_dns_name, is_reference_name
 from .reasons import Reason
-from .session import (
-    Backend,
-    ClientConfig,
-    ClientContext,
-    ConfigError,
-    EngineError,
-    Facts,
-    ServerContext,
-    Session,
-    is_ip_address,
-)
+from .session import ClientConfig, ConfigError, EngineError, Facts, is_ip_address
 
-T = TypeVar("T")
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from .child import Prog
+    from .session import Backend, ClientContext, ServerContext, Session
+
+    T = TypeVar("T")
 
 
-@dataclass(frozen=True)
 class Options:
-    prog: Sequence[str]
-    backend: str | None = None
-    close_notify_on_eof: bool = False  # -S
-    enforce_close_notify: bool = False  # -J
-    client_cert: bool = False  # -y
-    keep_env: bool = False  # -Z
-    verbosity: int = 1
-    handshake_timeout_ms: int = 0
-    servername: str | None = None
-    read_fd: int = 6
-    write_fd: int = 7
-    verify: bool = True
+    """A command line, checked: what :func:`run` and :func:`run_connection` follow.
+
+    Options, :class:`Prepared` and the other records on the way to the
+    handshake are plain classes, not dataclasses, for the reason given in
+    :mod:`tlsc.session`.
+    """
+
+    __slots__ = (
+        "backend",
+        "client_cert",
+        "close_notify_on_eof",
+        "enforce_close_notify",
+        "handshake_timeout_ms",
+        "keep_env",
+        "prog",
+        "read_fd",
+        "servername",
+        "verbosity",
+        "verify",
+        "write_fd",
+    )
+
+    def __init__(
+        self,
+        prog: Sequence[str],
+        backend: str | None = None,
+        close_notify_on_eof: bool = False,  # -S
+        enforce_close_notify: bool = False,  # -J
+        client_cert: bool = False,  # -y
+        keep_env: bool = False,  # -Z
+        verbosity: int = 1,
+        handshake_timeout_ms: int = 0,
+        servername: str | None = None,
+        read_fd: int = 6,
+        write_fd: int = 7,
+        verify: bool = True,
+    ) -> None:
+        self.prog = prog
+        self.backend = backend
+        self.close_notify_on_eof = close_notify_on_eof
+        self.enforce_close_notify = enforce_close_notify
+        self.client_cert = client_cert
+        self.keep_env = keep_env
+        self.verbosity = verbosity
+        self.handshake_timeout_ms = handshake_timeout_ms
+        self.servername = servername
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.verify = verify
 
 
 def build_options(
@@ -134,7 +166,6 @@ def new_context(make_context, cfg, log: Log) -> ClientContext | ServerContext:  
     return _with_exit_codes(make_context, cfg, log.warn)
 
 
-@dataclass(frozen=True)
 class Prepared:
     """What step 1 of the lifecycle leaves for the connection (tlsc, tlsd, ucspitls*).
 
@@ -143,12 +174,21 @@ class Prepared:
     session itself is made by :func:`run_connection`, at the last moment.
     """
 
-    backend: Backend
-    context: ClientContext | ServerContext
-    ident: config.Identity
-    #: Who is at the other end: "server" (tlsc) or "client" (tlsd).  The core, not
-    #: the backend, words the role-dependent reasons (``the server sent a fatal alert``).
-    peer: str
+    __slots__ = ("backend", "context", "ident", "peer")
+
+    def __init__(
+        self,
+        backend: Backend,
+        context: ClientContext | ServerContext,
+        ident: config.Identity,
+        peer: str,
+    ) -> None:
+        self.backend = backend
+        self.context = context
+        self.ident = ident
+        #: Who is at the other end: "server" (tlsc) or "client" (tlsd).  The core, not
+        #: the backend, words the role-dependent reasons (``the server sent a fatal alert``).
+        self.peer = peer
 
     def session(self) -> Session:
         return _with_exit_codes(self.context.session)

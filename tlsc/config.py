@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from . import exitcodes
 from .der import certificates_in
@@ -22,12 +21,28 @@ from .log import Log
 TLS_VARIABLES = ("CADIR", "CAFILE", "KEYFILE", "CERTFILE", "TLS_UID", "TLS_GID")
 
 
-@dataclass(frozen=True)
 class Identity:
-    """TLS_UID / TLS_GID, when running as root; None means keep."""
+    """TLS_UID / TLS_GID, when running as root; None means keep.
 
-    uid: int | None = None
-    gid: int | None = None
+    A plain class for the reason given in :mod:`tlsc.session`.
+    """
+
+    __slots__ = ("gid", "uid")
+
+    def __init__(self, uid: int | None = None, gid: int | None = None) -> None:
+        self.uid = uid
+        self.gid = gid
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Identity):
+            return NotImplemented
+        return (self.uid, self.gid) == (other.uid, other.gid)
+
+    def __hash__(self) -> int:
+        return hash((self.uid, self.gid))
+
+    def __repr__(self) -> str:
+        return f"Identity(uid={self.uid!r}, gid={self.gid!r})"
 
 
 def _read(path: str, what: str) -> bytes:

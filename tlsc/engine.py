@@ -45,14 +45,19 @@ import signal
 import socket
 import stat
 import time
-from dataclasses import dataclass
 
 from . import exitcodes
-from .child import FORWARDED, Prog
+from .child import FORWARDED
 from .exitcodes import Fatal
 from .log import Log
 from .reasons import Reason, describe
-from .session import Session, TLSError, Truncated, WriteClosed
+from .session import TLSError, Truncated, WriteClosed
+
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .child import Prog
+    from .session import Session
 
 CHUNK = 131072  #: one read from any descriptor (bench/: 64 KiB cost more per GiB)
 #: The fatal line of a -K timeout (the core's own finding: a backend has no clock).
@@ -68,11 +73,20 @@ POLLOUT = select.POLLOUT
 POLLERRS = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
-@dataclass(frozen=True)
 class Settings:
-    close_notify_on_eof: bool = False  # -S
-    enforce_close_notify: bool = False  # -J
-    handshake_timeout_ms: int = 0  # -K
+    """-S, -J and -K: what the engine needs of the command line."""
+
+    __slots__ = ("close_notify_on_eof", "enforce_close_notify", "handshake_timeout_ms")
+
+    def __init__(
+        self,
+        close_notify_on_eof: bool = False,  # -S
+        enforce_close_notify: bool = False,  # -J
+        handshake_timeout_ms: int = 0,  # -K
+    ) -> None:
+        self.close_notify_on_eof = close_notify_on_eof
+        self.enforce_close_notify = enforce_close_notify
+        self.handshake_timeout_ms = handshake_timeout_ms
 
 
 class Interrupted(Exception):

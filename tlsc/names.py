@@ -15,19 +15,36 @@ certificate is valid for a name.  The rules, deliberately strict:
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Iterable
+
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from ipaddress import IPv4Address, IPv6Address
+
+    IPAddress = IPv4Address | IPv6Address
 
 __all__ = ["is_dns_name", "is_reference_name", "match_server_name", "parse_ip"]
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: Digits and dots only: an IPv4 address, or a name no DNS rule accepts.
+_NUMERIC = re.compile(r"[0-9.]+\Z")
 
 
 def parse_ip(name: str) -> IPAddress | None:
-    """The address ``name`` spells, or None for a DNS name."""
+    """The address ``name`` spells, or None for a DNS name.
+
+    Only a name with a colon (IPv6) or made of digits and dots (IPv4) can be
+    an address; any other is answered without importing :mod:`ipaddress`,
+    which a run with a DNS name never needs (it costs ~1 ms per start).
+    """
+    bare = name.strip("[]") if name.startswith("[") else name
+    if ":" not in bare and not _NUMERIC.match(bare):
+        return None
+    import ipaddress
+
     try:
-        return ipaddress.ip_address(name.strip("[]") if name.startswith("[") else name)
+        return ipaddress.ip_address(bare)
     except ValueError:
         return None
 
@@ -46,7 +63,7 @@ def is_dns_name(name: str) -> bool:
         return False
     if name.endswith("."):
         name = name[:-1]
-    if not name or len(name) > 253 or re.fullmatch(r"[0-9.]+", name):
+    if not name or len(name) > 253 or _NUMERIC.match(name):
         return False
     return all(_LABEL.match(label) for label in name.split("."))
 
@@ -57,6 +74,9 @@ def is_reference_name(name: str) -> bool:
 
 
 def _ip_from_san(value: bytes | str | IPAddress) -> IPAddress | None:
+    """Only called for an IP reference name: :func:`parse_ip` imported ipaddress then."""
+    import ipaddress
+
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return value
     if isinstance(value, bytes):

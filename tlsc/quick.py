@@ -24,13 +24,13 @@ import importlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from . import exitcodes
 from .exitcodes import Fatal
 from .log import Log
 
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .client import Options
 
@@ -231,14 +231,26 @@ def _tlsd_options(params: Values, prog: tuple[str, ...]) -> Options | None:
     return build_options(prog, read_fd=NET_READ_FD, write_fd=NET_WRITE_FD, **params)
 
 
-@dataclass(frozen=True)
 class CommandLine:
-    """One command line's table, and how its parse becomes :class:`Options`."""
+    """One command line's table, and how its parse becomes :class:`Options`.
 
-    flags: dict[str, tuple[str, bool]]
-    values: dict[str, tuple[str, str]]
-    defaults: Values
-    options: Callable[[Values, tuple[str, ...]], Options | None]
+    A plain class: this module is the start of every run, and ``dataclasses``
+    would cost it several ms (see :mod:`tlsc.session`).
+    """
+
+    __slots__ = ("defaults", "flags", "options", "values")
+
+    def __init__(
+        self,
+        flags: dict[str, tuple[str, bool]],
+        values: dict[str, tuple[str, str]],
+        defaults: Values,
+        options: Callable[[Values, tuple[str, ...]], Options | None],
+    ) -> None:
+        self.flags = flags
+        self.values = values
+        self.defaults = defaults
+        self.options = options
 
 
 TLSC = CommandLine(TLSC_FLAGS, TLSC_VALUES, TLSC_DEFAULTS, _tlsc_options)

@@ -19,13 +19,13 @@ when none of ours is installed.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from .session import Backend
-
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
+
+    from .session import Backend
 
 __all__ = [
     "GROUP",
@@ -53,10 +53,14 @@ class BackendNotFound(Exception):
     """The backend asked for is not installed (or none is): exit 100."""
 
 
-@dataclass(frozen=True)
 class Candidate:
-    name: str
-    entry_point: EntryPoint
+    """An installed backend, found by its entry point and not imported yet."""
+
+    __slots__ = ("entry_point", "name")
+
+    def __init__(self, name: str, entry_point: EntryPoint) -> None:
+        self.name = name
+        self.entry_point = entry_point
 
     @property
     def priority(self) -> int:

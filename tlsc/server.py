@@ -16,7 +16,12 @@ from . import config, exitcodes, registry
 from .client import Options, Prepared, check_fd, load_backend, new_context, run_connection
 from .exitcodes import Fatal
 from .log import Log
-from .session import Backend, ServerConfig
+from .session import ServerConfig
+
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .session import Backend
 
 NET_READ_FD = 0
 NET_WRITE_FD = 1

@@ -101,13 +101,16 @@ other :class:`TLSError` is a fatal error.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol, runtime_checkable
 
+from .names import parse_ip
 from .reasons import Reason, words
+
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (about 1 ms of every
+#: start); type checkers treat any name ``TYPE_CHECKING`` as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .protocols import Backend, ClientContext, ServerContext, Session
 
 __all__ = [
     "AlertReceived",
@@ -132,6 +135,19 @@ __all__ = [
 ]
 
 Warn = Callable[[str], None]
+
+
+def __getattr__(name: str) -> object:
+    """The Protocol classes, from :mod:`tlsc.protocols` on first use.
+
+    They exist for type checkers and ``isinstance``; a run needs none of them,
+    and defining them needs ``typing``.
+    """
+    if name in ("Backend", "ClientContext", "ServerContext", "Session"):
+        from . import protocols
+
+        return getattr(protocols, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- errors -----------------------------------------------------------------
@@ -205,41 +221,65 @@ class WriteClosed(TLSError):
 
 
 # -- data -------------------------------------------------------------------
+#
+# Plain classes, not dataclasses: importing ``dataclasses`` (it pulls in
+# ``inspect``, ``ast``, ``dis``, ``tokenize``) and generating each class's
+# methods cost several ms of every connection.  Treat instances as read-only.
 
 
-@dataclass(frozen=True)
 class Capabilities:
     """What a backend can do; the documented differences between backends live here."""
 
-    tls_versions: tuple[str, ...]
-    key_types: tuple[str, ...] = ("RSA", "ECDSA")
-    client_certificates: bool = True
-    #: Can we still send application data after the peer's close_notify
-    #: (TLS 1.3 half-close)?  If not, prog's later output is discarded.
-    write_after_close_notify: bool = True
-    server: bool = False
+    __slots__ = (
+        "client_certificates",
+        "key_types",
+        "server",
+        "tls_versions",
+        "write_after_close_notify",
+    )
+
+    def __init__(
+        self,
+        tls_versions: tuple[str, ...],
+        key_types: tuple[str, ...] = ("RSA", "ECDSA"),
+        client_certificates: bool = True,
+        write_after_close_notify: bool = True,
+        server: bool = False,
+    ) -> None:
+        self.tls_versions = tls_versions
+        self.key_types = key_types
+        self.client_certificates = client_certificates
+        #: Can we still send application data after the peer's close_notify
+        #: (TLS 1.3 half-close)?  If not, prog's later output is discarded.
+        self.write_after_close_notify = write_after_close_notify
+        self.server = server
 
 
-@dataclass(frozen=True)
 class BackendInfo:
     """What ``tlsc --list-backends`` prints about a backend."""
 
-    name: str
-    version: str
-    library: str
-    library_version: str
-    capabilities: Capabilities
+    __slots__ = ("capabilities", "library", "library_version", "name", "version")
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        library: str,
+        library_version: str,
+        capabilities: Capabilities,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.library = library
+        self.library_version = library_version
+        self.capabilities = capabilities
 
 
 def is_ip_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
+    """Is ``name`` an IP address literal (:func:`tlsc.names.parse_ip`)?"""
+    return parse_ip(name) is not None
 
 
-@dataclass(frozen=True)
 class ClientConfig:
     """Everything a backend needs to build a client context, already read by the core.
 
@@ -247,17 +287,28 @@ class ClientConfig:
     backend parses their contents (it owns the crypto library).
     """
 
-    #: Trust anchors, one DER certificate each, with where it came from (for messages).
-    anchors: Sequence[tuple[str, bytes]] = ()
-    #: False under --no-verify-cert: accept any server certificate.
-    verify: bool = True
-    #: -k: a DNS name or an IP address literal the server certificate must match.
-    server_name: str | None = None
-    #: -y: the client certificate chain, leaf first, DER each.
-    cert_chain: Sequence[bytes] = ()
-    #: -y: the private key file's content, DER or PEM.
-    private_key: bytes | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("anchors", "cert_chain", "extra", "private_key", "server_name", "verify")
+
+    def __init__(
+        self,
+        anchors: Sequence[tuple[str, bytes]] = (),
+        verify: bool = True,
+        server_name: str | None = None,
+        cert_chain: Sequence[bytes] = (),
+        private_key: bytes | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        #: Trust anchors, one DER certificate each, with where it came from (for messages).
+        self.anchors = anchors
+        #: False under --no-verify-cert: accept any server certificate.
+        self.verify = verify
+        #: -k: a DNS name or an IP address literal the server certificate must match.
+        self.server_name = server_name
+        #: -y: the client certificate chain, leaf first, DER each.
+        self.cert_chain = cert_chain
+        #: -y: the private key file's content, DER or PEM.
+        self.private_key = private_key
+        self.extra = {} if extra is None else extra
 
     @property
     def sni(self) -> str | None:
@@ -267,82 +318,39 @@ class ClientConfig:
         return self.server_name
 
 
-@dataclass(frozen=True)
 class ServerConfig:
     """What ``tlsd`` hands a backend to build a server context (spec section 6)."""
 
-    #: KEYFILE/CERTFILE: the server's chain, leaf first, DER each, and its key file's content.
-    cert_chain: Sequence[bytes]
-    private_key: bytes
-    #: -y: require a client certificate valid under ``anchors`` (clientAuth).
-    verify_client: bool = False
-    anchors: Sequence[tuple[str, bytes]] = ()
+    __slots__ = ("anchors", "cert_chain", "private_key", "verify_client")
+
+    def __init__(
+        self,
+        cert_chain: Sequence[bytes],
+        private_key: bytes,
+        verify_client: bool = False,
+        anchors: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        #: KEYFILE/CERTFILE: the server's chain, leaf first, DER each, and its key file's content.
+        self.cert_chain = cert_chain
+        self.private_key = private_key
+        #: -y: require a client certificate valid under ``anchors`` (clientAuth).
+        self.verify_client = verify_client
+        self.anchors = anchors
 
 
-@dataclass(frozen=True)
 class Facts:
     """Connection facts, the same strings from every backend."""
 
-    protocol: str  #: "TLSv1.2" or "TLSv1.3"
-    cipher: str  #: OpenSSL naming, e.g. "TLS_AES_128_GCM_SHA256"
-    peer_certificate: bytes | None  #: the peer's leaf certificate, DER
-    server_name: str | None  #: the SNI sent (client) or received (server)
+    __slots__ = ("cipher", "peer_certificate", "protocol", "server_name")
 
-
-# -- interfaces ---------------------------------------------------------------
-
-
-@runtime_checkable
-class Session(Protocol):
-    def receive_data(self, data: bytes) -> None: ...
-    def do_handshake(self) -> bool: ...
-    def read(self, max_bytes: int) -> bytes | None: ...
-    def write(self, data: bytes) -> None: ...
-    def close_notify(self) -> None: ...
-    def data_to_send(self) -> bytes: ...
-    def facts(self) -> Facts: ...
-
-
-class ClientContext(Protocol):
-    def session(self) -> Session: ...
-
-
-class ServerContext(Protocol):
-    def session(self) -> Session: ...
-
-
-class Backend(Protocol):
-    name: str
-
-    def info(self) -> BackendInfo: ...
-    def client_context(self, config: ClientConfig, warn: Warn) -> ClientContext: ...
-
-    def server_context(self, config: ServerConfig, warn: Warn) -> ServerContext:
-        """The server role (``tlsd``), for backends whose capabilities say ``server=True``.
-
-        Sessions from it follow the same contract as client sessions; ``facts()``
-        describes the *client*: ``peer_certificate`` is its certificate (None when it
-        sent none) and ``server_name`` the SNI it sent (None when none).  With
-        ``verify_client``, a missing or invalid client certificate raises
-        :class:`VerificationError` from ``do_handshake`` after queueing the alert.
-        """
-        ...
-
-    def verify_chain(
+    def __init__(
         self,
-        chain_der: Sequence[bytes],
-        anchors_der: Sequence[bytes],
-        server_name: str | None = None,
-        at_time: datetime | None = None,
+        protocol: str,
+        cipher: str,
+        peer_certificate: bytes | None,
+        server_name: str | None,
     ) -> None:
-        """The handshake's verification rules without a handshake (for the conformance harness).
-
-        ``chain_der``: the server's chain, leaf first, DER each; ``anchors_der``:
-        trust anchors, DER (ones that do not parse are skipped, as
-        ``client_context`` skips them); ``server_name``: a DNS name or IP literal
-        checked against the leaf's subjectAltName, None for no name check;
-        ``at_time``: the moment validity dates are judged at (default now, naive
-        means UTC).  Returns None when a handshake would accept the chain,
-        raises :class:`VerificationError` saying why when it would not.
-        """
-        ...
+        self.protocol = protocol  #: "TLSv1.2" or "TLSv1.3"
+        self.cipher = cipher  #: OpenSSL naming, e.g. "TLS_AES_128_GCM_SHA256"
+        self.peer_certificate = peer_certificate  #: the peer's leaf certificate, DER
+        self.server_name = server_name  #: the SNI sent (client) or received (server)
