@@ -10,10 +10,12 @@ import sys
 import pytest
 
 from tlsc.session import AlertReceived, Capabilities, ClientConfig, ProtocolError, Truncated
-from tlsc.testing import harness, live, memory, starttls, tlsdpeers
+from tlsc.testing import duplex, harness, live, memory, starttls, tlsdpeers
 from tlsc.testing.pathcases import cases
 
 BACKENDS = ["openssl", "tlslite"]
+ORDERS = ("peer-ends-first", "prog-ends-first")
+VERSIONS = ("TLSv1.2", "TLSv1.3")
 
 # These tests compare the project's two backends with each other, so they need
 # both; tox's one-backend environments run the conformance stubs in backends/.
@@ -81,7 +83,7 @@ def test_every_shipped_backend_writes_after_peer_close_notify(name: str) -> None
 def test_command_json_exit_0() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "tlsc.conformance", "--json"],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=900,  # a hang bound, not a speed check
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     doc = json.loads(proc.stdout)
@@ -91,19 +93,28 @@ def test_command_json_exit_0() -> None:
     assert "openssl" in servers
     tlsd_peers = {f"tlsd-{n}" for n in servers}
     assert {"verify", "pyopenssl-memory", "openssl-s_server", "gnutls-serv", "python-ssl",
-            *tlsd_peers} <= {c["peer"] for c in doc["cells"]}
+            "python-ssl-client", *tlsd_peers} <= {c["peer"] for c in doc["cells"]}
     names = {c["scenario"] for c in doc["cells"]}
     for want in ("gnutls-serv/sni-dns-name", "openssl-s_server/sni-none-for-ip",
                  "openssl-s_server/peer-close-notify-is-clean", "gnutls-serv/half-close-TLSv1.3",
                  "python-ssl/garbage-in-handshake", "python-ssl/garbage-after-handshake",
-                 "python-ssl/handshake-timeout", "python-ssl/bulk-echo-TLSv1.3"):
+                 "python-ssl/handshake-timeout", "python-ssl/bulk-echo-TLSv1.3",
+                 "write-after-peer-close-notify-TLSv1.3", "peer-close-notify-answered-TLSv1.2",
+                 *(f"python-ssl/tlsc-duplex-{o}-{v}" for o in ORDERS for v in VERSIONS),
+                 *(f"python-ssl-client/tlsd-duplex-{o}-{v}" for o in ORDERS for v in VERSIONS)):
         assert want in names, want
+    # No byte lost: every duplex cell of every backend passes (none is excused).
+    duplex_cells = [c for c in doc["cells"] if "-duplex-" in c["scenario"]]
+    assert {c["status"] for c in duplex_cells} == {"pass"}, [
+        c for c in duplex_cells if c["status"] != "pass"
+    ]
     # Every client backend against every backend's server side (a real tlsd), all green:
     # both backends declare every capability these scenarios need, so nothing is excused.
     tlsd_cells = [c for c in doc["cells"] if c["peer"] in tlsd_peers]
     battery = ("echo-TLSv1.3-RSA", "echo-TLSv1.3-ECDSA", "sni-dns-name", "sni-none-for-ip",
                "client-cert-required-present", "client-cert-required-absent",
-               "peer-close-notify-after-prog-exit", "bulk-echo-TLSv1.3")
+               "peer-close-notify-after-prog-exit", "bulk-echo-TLSv1.3",
+               *(f"tlsc-duplex-{o}-TLSv1.3" for o in ORDERS))
     assert {(c["backend"], c["scenario"]) for c in tlsd_cells} == {
         (b, f"{p}/{s}") for b in BACKENDS for p in tlsd_peers for s in battery
     }
@@ -374,3 +385,50 @@ def test_starttls_lost_first_bytes_turn_red() -> None:
     b = _Wrapped(harness.get_backend("openssl"), _LosesFirstBytes)
     names = _starttls("starttls-Y")
     assert _live_failures(b, *names) == set(names)
+
+
+# -- the duplex battery (no byte lost) catches a relay that loses or leaks data -------
+
+
+def _patched(main: str, relay: str) -> list[str]:
+    """tlsc or tlsd (``main``) whose engine's relay is called as ``relay`` says."""
+    return [sys.executable, "-c", "import tlsc.engine as e\nreal = e.Engine.relay\n"
+            f"e.Engine.relay = lambda self, can, tls13: {relay}\n"
+            f"from tlsc.quick import {main}\n{main}()"]
+
+
+#: The engine told that the backend cannot write after the peer's close_notify: prog's
+#: later output is discarded, as it was with tlslite before TLS 1.3 half-close.
+DISCARDING = "real(self, False, tls13)"
+#: The engine taking TLS 1.2 for 1.3: the peer's close_notify goes unanswered.
+NOT_TLS12 = "real(self, can, True)"
+
+
+def _duplex_failures(relay: str, *names: str) -> set[str]:
+    b = harness.get_backend("openssl")
+    tlsc, tlsd = _patched("tlsc_main", relay), _patched("tlsd_main", relay)
+    batteries = [(duplex.client_scenarios(tlsc), "python-ssl"),
+                 (duplex.server_scenarios(tlsd), "python-ssl-client"),
+                 (duplex.pair_scenarios("openssl", tlsc=tlsc), "tlsd-openssl")]
+    cells = []
+    for scenarios, peer in batteries:
+        cells += harness.run_scenarios([b], [s for s in scenarios if s.name in names], peer)
+    assert len(cells) == len(names), "a scenario was renamed"
+    return {c.scenario for c in cells if not c.ok}
+
+
+def test_duplex_discarding_relay_turns_red() -> None:
+    """Discarding prog's output after the peer's close_notify is caught under TLS 1.3,
+    and is what TLS 1.2 requires (those cells stay green)."""
+    lost = {"python-ssl/tlsc-duplex-peer-ends-first-TLSv1.3",
+            "python-ssl-client/tlsd-duplex-peer-ends-first-TLSv1.3",
+            "tlsd-openssl/tlsc-duplex-peer-ends-first-TLSv1.3"}
+    allowed = {"python-ssl/tlsc-duplex-peer-ends-first-TLSv1.2",
+               "python-ssl-client/tlsd-duplex-peer-ends-first-TLSv1.2"}
+    assert _duplex_failures(DISCARDING, *lost, *allowed) == lost
+
+
+def test_duplex_tls12_close_notify_unanswered_turns_red() -> None:
+    names = ("python-ssl/tlsc-duplex-peer-ends-first-TLSv1.2",
+             "python-ssl-client/tlsd-duplex-peer-ends-first-TLSv1.2")
+    assert _duplex_failures(NOT_TLS12, *names) == set(names)

@@ -3,8 +3,10 @@
 Runs the path-validation battery, the in-memory handshake scenarios and the
 real-peer scenarios (``openssl s_server``, ``gnutls-serv``, a stdlib ``ssl``
 peer, and ``tlsd-<backend>``: a real ``tlsd`` per connection for every
-installed backend declaring the server role) for the named or all installed
-backends, and prints the verdict, the failures with why, and one block per
+installed backend declaring the server role), the duplex battery among them
+(real ``tlsc``/``tlsd`` moving data both ways while one side ends first, against
+stdlib ``ssl`` servers and clients and against each ``tlsd``), for the named or
+all installed backends, and prints the verdict, the failures with why, and one block per
 peer (:mod:`tlsc.testing.report`): text that fits 100 columns, Markdown with
 ``--markdown``, JSON with ``--json``.  Exit 0 only when every cell not excused
 by a capability the backend declares passes; 1 otherwise; 100 on bad usage.

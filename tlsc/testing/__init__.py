@@ -9,6 +9,7 @@ only when used: a production install never pays for them.
 * :mod:`.pathcases` -- the path-validation battery: cases with expected verdicts;
 * :mod:`.memory`    -- handshake checks against an in-memory pyOpenSSL server;
 * :mod:`.live`      -- handshake checks over real sockets against real servers;
+* :mod:`.duplex`    -- no byte lost: real tlsc/tlsd, data both ways, one side ending first;
 * :mod:`.harness`   -- runs batteries over backends and builds the result matrix;
 * :mod:`.suite`     -- :class:`BackendConformance`, the pytest base class;
 * :mod:`.plugin`    -- the pytest plugin (``tlsc_backend`` fixture, ``--tlsc-backend``).

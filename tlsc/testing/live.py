@@ -741,9 +741,11 @@ SCENARIOS = _scenarios()
 
 
 def run_live(backends: Sequence[Backend]) -> list:
-    """Every live scenario whose server binary is present, for every backend;
-    then every backend against every backend's server side (``tlsd-<backend>``),
-    and the STARTTLS scenarios (``ucspitlsd-<backend>``, ucspitlsc)."""
+    """Every live scenario whose server binary is present, for every backend; the
+    duplex battery (tlsc and tlsd against stdlib ``ssl`` peers); then every backend
+    against every backend's server side (``tlsd-<backend>``), and the STARTTLS
+    scenarios (``ucspitlsd-<backend>``, ucspitlsc)."""
+    from .duplex import client_scenarios, server_scenarios
     from .harness import EXCUSED, Cell, run_scenarios
 
     cells = []
@@ -754,6 +756,8 @@ def run_live(backends: Sequence[Backend]) -> list:
             cells += [Cell(s.name, b.name, peer, EXCUSED, why) for b in backends for s in todo]
         else:
             cells += run_scenarios(backends, todo, peer)
+    cells += run_scenarios(backends, client_scenarios(), "python-ssl")
+    cells += run_scenarios(backends, server_scenarios(), "python-ssl-client")
     from .starttls import run_starttls
     from .tlsdpeers import run_tlsd
 

@@ -9,10 +9,12 @@ A backend author writes::
 
 and pytest runs, against that backend: every path-validation case (one test
 each, with the spec's verdict), every in-memory handshake scenario, the
-real-peer scenarios whose server binary is on PATH, and the STARTTLS
+real-peer scenarios whose server binary is on PATH, the STARTTLS
 scenarios (the backend inside ucspitlsc, and against every installed
-backend's ucspitlsd).  Scenarios the backend
-declares it cannot do (``info().capabilities``) are skipped, nothing else.
+backend's ucspitlsd), and the duplex battery (``tlsc``/``tlsd --backend
+<yours>`` moving data both ways while one side ends first: no byte lost).
+Scenarios the backend declares it cannot do (``info().capabilities``) are
+skipped, nothing else.
 The ``tlsc`` pytest plugin (installed with tlsc) supplies the fixtures.
 """
 
@@ -22,7 +24,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from . import live, memory, starttls
+from . import duplex, live, memory, starttls
 from .harness import excuse, get_backend, judge, verify_chain_of
 from .pathcases import cases
 
@@ -80,6 +82,15 @@ class BackendConformance:
         if why is None and scenario.server_needs:
             server = get_backend(scenario.peer.split("-", 1)[1])
             why = excuse(server.info().capabilities, scenario.server_needs)
+        if why is not None:
+            pytest.skip(why)
+        scenario.run(backend)
+
+    _DUPLEX = (*duplex.client_scenarios(), *duplex.server_scenarios())
+
+    @pytest.mark.parametrize("scenario", _DUPLEX, ids=_ids(_DUPLEX))
+    def test_duplex_no_byte_lost(self, backend: Any, scenario: Any) -> None:
+        why = excuse(backend.info().capabilities, scenario.needs)
         if why is not None:
             pytest.skip(why)
         scenario.run(backend)

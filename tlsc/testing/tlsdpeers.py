@@ -8,6 +8,10 @@ certificates, and a tiny prog that echoes lines and reports its SSL_*
 variables on request.  Every client backend is driven against every such
 peer, so the matrix is client-backend × server-backend.
 
+Each battery ends with the duplex pair (:func:`tlsc.testing.duplex.pair_scenarios`):
+a real ``tlsc`` of the client backend against the ``tlsd``, progs on both sides,
+one ending first -- no byte lost.
+
 TLS 1.3 only: neither a :class:`~tlsc.session.ClientConfig` nor tlsd can
 restrict the protocol version, so the 1.2 echo cells that the binary peers
 have are not repeated here.
@@ -101,7 +105,7 @@ class TlsdPeer:
     """An accept loop on 127.0.0.1 starting one ``tlsd`` per connection (in a thread).
 
     ``command`` replaces tlsd with another server command taking tlsd's options
-    (ucspitlsd, :mod:`tlsc.testing.starttls`).
+    (ucspitlsd, :mod:`tlsc.testing.starttls`); ``flags`` are more of its options.
 
     :meth:`wait` gives the first tlsd's exit code and stderr; :meth:`stop`
     ends the loop and kills whatever tlsd (and prog) is still running.
@@ -114,6 +118,7 @@ class TlsdPeer:
         *,
         require_client_cert: bool = False,
         prog: Sequence[str] = ECHO_PROG,
+        flags: Sequence[str] = (),
         command: Sequence[str] = TLSD,
     ) -> None:
         f = _files()
@@ -125,11 +130,11 @@ class TlsdPeer:
             "KEYFILE": str(f[f"{label}.key"]),
             "CERTFILE": str(f[f"{label}.chain"]),
         }
-        flags = ["-Y"]
+        certs = ["-Y"]
         if require_client_cert:
-            flags = ["-y"]
+            certs = ["-y"]
             self.env["CAFILE"] = str(f["root"])
-        self.argv = [*command, "--backend", backend, *flags, "--", *prog]
+        self.argv = [*command, "--backend", backend, *certs, *flags, "--", *prog]
         self.lsock = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.lsock.getsockname()[1])
         self.procs: list[tuple[subprocess.Popen[bytes], object]] = []
@@ -363,7 +368,9 @@ def tlsd_scenarios(server: str) -> tuple[LiveScenario, ...]:
                      dict(v13), dict(v13)),
         LiveScenario(f"{p}/bulk-echo-TLSv1.3", p, _bulk(server), dict(v13), dict(v13)),
     ]
-    return tuple(out)
+    from .duplex import pair_scenarios  # duplex builds on this module
+
+    return (*out, *pair_scenarios(server))
 
 
 def scenarios() -> tuple[LiveScenario, ...]:
