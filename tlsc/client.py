@@ -11,9 +11,9 @@ from .der import DERError, peer_cert_hash, subject_rfc4514
 from .engine import Engine, Interrupted, Settings
 from .exitcodes import Fatal
 from .log import Log
-from .names import is_dns_name, is_reference_name
+from .names import is_dns_name, is_ip_address
 from .reasons import Reason
-from .session import ClientConfig, ConfigError, EngineError, Facts, is_ip_address
+from .session import ClientConfig, ConfigError, EngineError, Facts
 
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
 TYPE_CHECKING = False
@@ -194,16 +194,58 @@ class Prepared:
         return _with_exit_codes(self.context.session)
 
 
-def prepare(opts: Options, log: Log) -> Prepared:
-    """Step 1 of the lifecycle for the client role: everything read before any fork."""
-    env = os.environ
-    if opts.servername is not None and not is_reference_name(opts.servername):
-        raise Fatal(
-            exitcodes.USAGE,
-            f"invalid servername {opts.servername!r}: not a DNS name or an IP address",
-        )
+class Usage:
+    """What the usage checks found: the backend meant (imported once) and the identity."""
+
+    __slots__ = ("backend", "ident")
+
+    def __init__(self, backend: Backend, ident: config.Identity) -> None:
+        self.backend = backend
+        self.ident = ident
+
+
+def backend_name(opts: Options) -> str | None:
+    """--backend, else TLSC_BACKEND, else None (the best installed one)."""
+    return opts.backend or os.environ.get("TLSC_BACKEND") or None
+
+
+def check_fds(opts: Options) -> None:
+    """The network descriptors must be open (111)."""
     check_fd(opts.read_fd, "network read fd")
     check_fd(opts.write_fd, "network write fd")
+
+
+def check_usage(opts: Options, log: Log, *, fds: bool = True) -> Usage:
+    """Every usage error (100) of the client role, found before anything is printed.
+
+    In the order of spec section 3, step 1: the command line (the backend it
+    means: an unknown name is a usage error, and resolving it imports it, once,
+    for the rest of the run), the network descriptors (111; ``fds=False`` for
+    a caller that has none yet, tlsclient before it connects), the variables.
+    Nothing here prints: the warnings come after, from :func:`prepare`.
+    """
+    env = os.environ
+    backend = load_backend(backend_name(opts), log)
+    if fds:
+        check_fds(opts)
+    if opts.verify:
+        config.require_anchors(env)
+    if opts.client_cert:
+        config.require_credentials(env)
+    return Usage(backend, config.read_identity(env))
+
+
+def prepare(opts: Options, log: Log, usage: Usage | None = None) -> Prepared:
+    """Step 1 of the lifecycle for the client role: everything read before any fork.
+
+    ``usage``: what :func:`check_usage` found, when the caller ran it already
+    (tlsclient does, before it connects).
+    """
+    env = os.environ
+    if usage is None:
+        usage = check_usage(opts, log)
+    else:
+        check_fds(opts)
 
     if opts.verify:
         anchors = config.read_anchors(env, log)
@@ -214,11 +256,10 @@ def prepare(opts: Options, log: Log) -> Prepared:
     key: bytes | None = None
     if opts.client_cert:
         chain, key = config.read_client_credentials(env)
-    ident = config.read_identity(env)
     if opts.verify and not opts.servername:
         log.warn("no -k servername: no SNI is sent and the server name is not checked")
 
-    backend = load_backend(opts.backend or env.get("TLSC_BACKEND") or None, log)
+    backend = usage.backend
     cfg = ClientConfig(
         anchors=anchors,
         verify=opts.verify,
@@ -228,7 +269,7 @@ def prepare(opts: Options, log: Log) -> Prepared:
     )
     context = new_context(backend.client_context, cfg, log)
     del key, cfg
-    return Prepared(backend, context, ident, peer="server")
+    return Prepared(backend, context, usage.ident, peer="server")
 
 
 def run(opts: Options, log: Log) -> int:

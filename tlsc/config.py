@@ -1,7 +1,10 @@
 """Configuration from the environment (spec section 2), read once, before the fork.
 
 Files are read here, as the user tlsc was started as (root, typically), so that
-nothing needs reading after privileges are dropped.  Parsing the crypto
+nothing needs reading after privileges are dropped.  What can be a usage error
+(a required variable unset, a non-numeric TLS_UID) is found by the ``require_*``
+functions and :func:`read_identity`, which print nothing, so that a command can
+find every usage error before it prints its first warning (spec section 4).  Parsing the crypto
 material is the backend's job; this module only finds certificates in files
 and reports unreadable ones with the right exit code.
 """
@@ -53,15 +56,29 @@ def _read(path: str, what: str) -> bytes:
         raise Fatal(exitcodes.CONFIG, f"unable to read {what} {path}: {e.strerror}") from None
 
 
-def read_anchors(
-    env: Mapping[str, str], log: Log, hint: str = " (or use --no-verify-cert)"
-) -> list[tuple[str, bytes]]:
-    """Trust anchors from CADIR (wins) or CAFILE, as (origin, DER) pairs.
+def require_anchors(
+    env: Mapping[str, str], hint: str = " (or use --no-verify-cert)"
+) -> tuple[str, str]:
+    """("CADIR", path) or ("CAFILE", path), CADIR winning; both unset is a usage error.
 
     ``hint`` ends the message when both are unset.
     """
     cadir = env.get("CADIR")
     if cadir:
+        return "CADIR", cadir
+    cafile = env.get("CAFILE")
+    if not cafile:
+        raise Fatal(exitcodes.USAGE, f"no trust anchors: set CADIR or CAFILE{hint}")
+    return "CAFILE", cafile
+
+
+def read_anchors(
+    env: Mapping[str, str], log: Log, hint: str = " (or use --no-verify-cert)"
+) -> list[tuple[str, bytes]]:
+    """Trust anchors from CADIR (wins) or CAFILE, as (origin, DER) pairs."""
+    source, location = require_anchors(env, hint)
+    if source == "CADIR":
+        cadir = location
         try:
             names = sorted(os.listdir(cadir))
         except OSError as e:
@@ -83,12 +100,7 @@ def read_anchors(
             anchors.extend((path, der) for der in found)
         where = f"CADIR {cadir}"
     else:
-        cafile = env.get("CAFILE")
-        if not cafile:
-            raise Fatal(
-                exitcodes.USAGE,
-                f"no trust anchors: set CADIR or CAFILE{hint}",
-            )
+        cafile = location
         anchors = [(cafile, der) for der in certificates_in(_read(cafile, "CAFILE"))]
         where = f"CAFILE {cafile}"
     if not anchors:
@@ -98,15 +110,23 @@ def read_anchors(
     return anchors
 
 
-def read_client_credentials(
+def require_credentials(
     env: Mapping[str, str], why: str = "-y needs them in the environment"
-) -> tuple[list[bytes], bytes]:
-    """-y (tlsd: always): the chain from CERTFILE and the key from KEYFILE, both required."""
+) -> tuple[str, str]:
+    """(CERTFILE, KEYFILE): -y (tlsd: always) requires both; one unset is a usage error."""
     certfile, keyfile = env.get("CERTFILE"), env.get("KEYFILE")
     missing = [n for n, v in (("CERTFILE", certfile), ("KEYFILE", keyfile)) if not v]
     if missing:
         raise Fatal(exitcodes.USAGE, f"missing {' and '.join(missing)}: {why}")
     assert certfile and keyfile
+    return certfile, keyfile
+
+
+def read_client_credentials(
+    env: Mapping[str, str], why: str = "-y needs them in the environment"
+) -> tuple[list[bytes], bytes]:
+    """-y (tlsd: always): the chain from CERTFILE and the key from KEYFILE, both required."""
+    certfile, keyfile = require_credentials(env, why)
     chain = certificates_in(_read(certfile, "CERTFILE"))
     if not chain:
         raise Fatal(exitcodes.CONFIG, f"unable to load CERTFILE {certfile}: no certificate in it")

@@ -1,4 +1,12 @@
-"""Server-name matching (RFC 6125), one verdict for every backend.
+"""What a name is, and server-name matching (RFC 6125): one verdict for every module.
+
+This is the one place that decides whether a string is an IP address, a DNS
+name, or neither: the -k check, the SNI sent (:func:`sni_for`), the SNI
+received, tlsclient's default name, the backends and the test kit all ask
+here.  An IP address is written in standard notation only (``192.0.2.1``,
+``::1``): ``[::1]`` is a URL's way of writing a host, not an address, and not
+a DNS name either, so it is refused as a name (tlsclient strips the brackets
+of its *host* argument before it gets here).
 
 Every backend extracts the subjectAltName entries with its own parser and asks
 this module, so that ``openssl`` and ``tlslite`` can never disagree on whether a
@@ -25,28 +33,39 @@ if TYPE_CHECKING:
 
     IPAddress = IPv4Address | IPv6Address
 
-__all__ = ["is_dns_name", "is_reference_name", "match_server_name", "parse_ip"]
+__all__ = [
+    "is_dns_name",
+    "is_ip_address",
+    "is_reference_name",
+    "match_server_name",
+    "parse_ip",
+    "sni_for",
+]
 
 #: Digits and dots only: an IPv4 address, or a name no DNS rule accepts.
 _NUMERIC = re.compile(r"[0-9.]+\Z")
 
 
 def parse_ip(name: str) -> IPAddress | None:
-    """The address ``name`` spells, or None for a DNS name.
+    """The address ``name`` spells in standard notation, or None (no brackets: see above).
 
     Only a name with a colon (IPv6) or made of digits and dots (IPv4) can be
     an address; any other is answered without importing :mod:`ipaddress`,
     which a run with a DNS name never needs (it costs ~1 ms per start).
     """
-    bare = name.strip("[]") if name.startswith("[") else name
-    if ":" not in bare and not _NUMERIC.match(bare):
+    if ":" not in name and not _NUMERIC.match(name):
         return None
     import ipaddress
 
     try:
-        return ipaddress.ip_address(bare)
+        return ipaddress.ip_address(name)
     except ValueError:
         return None
+
+
+def is_ip_address(name: str) -> bool:
+    """Is ``name`` an IPv4 or IPv6 address in standard notation?"""
+    return parse_ip(name) is not None
 
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
@@ -71,6 +90,14 @@ def is_dns_name(name: str) -> bool:
 def is_reference_name(name: str) -> bool:
     """Can ``name`` be what a certificate is checked against: an IP address or a DNS name?"""
     return parse_ip(name) is not None or is_dns_name(name)
+
+
+def sni_for(name: str | None) -> str | None:
+    """The SNI to send for the reference name ``name``: a DNS name as is, else none.
+
+    An IP address is never sent (RFC 6066), nor anything that is not a DNS name.
+    """
+    return name if name is not None and is_dns_name(name) else None
 
 
 def _ip_from_san(value: bytes | str | IPAddress) -> IPAddress | None:

@@ -167,13 +167,16 @@ def _take(out: Values, param: str, kind: str, value: str) -> bool:
 def tlsc_usage_problem(
     rfd: int, wfd: int, servername: str | None, **_: object
 ) -> str | None:
-    """tlsc's checks of its parsed options, shared with the click command."""
+    """tlsc's checks of its parsed options, shared with click and tlsclient's command lines."""
     if rfd < 3 or wfd < 3:
         return "-6 and -7 take descriptors >= 3"
     if rfd == wfd:
         return "-6 and -7 must differ"
-    if servername is not None and (not servername or "\0" in servername):
-        return "-k needs a non-empty name"
+    if servername is not None:
+        from .names import is_reference_name
+
+        if not is_reference_name(servername):
+            return f"invalid servername {servername!r}: not a DNS name or an IP address"
     return None
 
 

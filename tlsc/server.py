@@ -13,7 +13,16 @@ from __future__ import annotations
 import os
 
 from . import config, exitcodes, registry
-from .client import Options, Prepared, check_fd, load_backend, new_context, run_connection
+from .client import (
+    Options,
+    Prepared,
+    Usage,
+    backend_name,
+    check_fds,
+    load_backend,
+    new_context,
+    run_connection,
+)
 from .exitcodes import Fatal
 from .log import Log
 from .session import ServerConfig
@@ -55,25 +64,44 @@ def load_server_backend(name: str | None, log: Log) -> Backend:
     )
 
 
-def prepare(opts: Options, log: Log) -> Prepared:
+_CREDENTIALS_WHY = "tlsd needs them in the environment"
+_ANCHORS_HINT = " (-y verifies client certificates with them)"
+
+
+def check_usage(opts: Options, log: Log) -> Usage:
+    """Every usage error (100) of the server role, found before anything is printed.
+
+    The same order as :func:`tlsc.client.check_usage`.
+    """
+    env = os.environ
+    backend = load_server_backend(backend_name(opts), log)
+    check_fds(opts)
+    config.require_credentials(env, _CREDENTIALS_WHY)
+    if opts.client_cert:
+        config.require_anchors(env, _ANCHORS_HINT)
+    return Usage(backend, config.read_identity(env))
+
+
+def prepare(opts: Options, log: Log, usage: Usage | None = None) -> Prepared:
     """Step 1 of the lifecycle for the server role; ``opts.client_cert`` is -y."""
     env = os.environ
-    check_fd(opts.read_fd, "network read fd")
-    check_fd(opts.write_fd, "network write fd")
+    if usage is None:
+        usage = check_usage(opts, log)
+    else:
+        check_fds(opts)
 
-    chain, key = config.read_client_credentials(env, "tlsd needs them in the environment")
+    chain, key = config.read_client_credentials(env, _CREDENTIALS_WHY)
     anchors: list[tuple[str, bytes]] = []
     if opts.client_cert:
-        anchors = config.read_anchors(env, log, " (-y verifies client certificates with them)")
-    ident = config.read_identity(env)
+        anchors = config.read_anchors(env, log, _ANCHORS_HINT)
 
-    backend = load_server_backend(opts.backend or env.get("TLSC_BACKEND") or None, log)
+    backend = usage.backend
     cfg = ServerConfig(
         cert_chain=chain, private_key=key, verify_client=opts.client_cert, anchors=anchors
     )
     context = new_context(backend.server_context, cfg, log)
     del key, cfg
-    return Prepared(backend, context, ident, peer="client")
+    return Prepared(backend, context, usage.ident, peer="client")
 
 
 def run(opts: Options, log: Log) -> int:

@@ -103,7 +103,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .names import parse_ip
+from .names import sni_for
 from .reasons import Reason, words
 
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (about 1 ms of every
@@ -275,11 +275,6 @@ class BackendInfo:
         self.capabilities = capabilities
 
 
-def is_ip_address(name: str) -> bool:
-    """Is ``name`` an IP address literal (:func:`tlsc.names.parse_ip`)?"""
-    return parse_ip(name) is not None
-
-
 class ClientConfig:
     """Everything a backend needs to build a client context, already read by the core.
 
@@ -312,10 +307,8 @@ class ClientConfig:
 
     @property
     def sni(self) -> str | None:
-        """The name to send as SNI: -k when it is a DNS name (RFC 6066 forbids IP literals)."""
-        if self.server_name is None or is_ip_address(self.server_name):
-            return None
-        return self.server_name
+        """The name to send as SNI: -k when it is a DNS name (:func:`tlsc.names.sni_for`)."""
+        return sni_for(self.server_name)
 
 
 class ServerConfig:

@@ -5,7 +5,9 @@ first address that answers (every address in turn, IPv4 and IPv6, each under the
 connect timeout), set the UCSPI variables as a tcpclient would (``PROTO=TCP``,
 ``TCPREMOTEIP``, ``TCPREMOTEPORT``, ``TCPLOCALIP``, ``TCPLOCALPORT``), put the
 socket on the network descriptors (6 and 7, or -6/-7) and run the tlsc engine in
-this same process: :func:`tlsc.client.run`, no second interpreter.
+this same process (:func:`tlsc.client.prepare` and :func:`tlsc.client.run_connection`),
+no second interpreter.  Every usage error, the backend's name included, is found
+before the connection is attempted (:func:`tlsc.client.check_usage`).
 
 Every tlsc option is accepted with the same name and meaning; the click option
 objects are taken from :mod:`tlsc.cli` rather than defined twice.  The name check
@@ -25,10 +27,11 @@ from collections.abc import Sequence
 import click
 
 from . import __version__, cli, exitcodes
-from .client import run
+from .client import check_usage, prepare, run_connection
 from .exitcodes import Fatal
 from .log import Log
-from .session import is_ip_address
+from .names import is_ip_address
+from .quick import tlsc_usage_problem
 
 NAME = "tlsclient"
 DEFAULT_CONNECT_TIMEOUT_MS = 10000
@@ -228,21 +231,27 @@ def command(**kw) -> int:
         raise click.UsageError("host must be a non-empty name or address")
     port = parse_port(port_text)
     rfd, wfd = kw["rfd"], kw["wfd"]
-    if rfd < 3 or wfd < 3:
-        raise click.UsageError("-6 and -7 take descriptors >= 3")
-    if rfd == wfd:
-        raise click.UsageError("-6 and -7 must differ")
     servername = kw["servername"]
-    if servername is not None and (not servername or "\0" in servername):
-        raise click.UsageError("-k needs a non-empty name")
     if kw["ipv4"] and kw["ipv6"]:
         raise click.UsageError("-4 and --ipv6 exclude each other")
     if servername is None and not kw["no_default_name"]:
         servername = default_servername(host)
+    problem = tlsc_usage_problem(rfd=rfd, wfd=wfd, servername=servername)
+    if problem:
+        raise click.UsageError(problem)
     family = socket.AF_INET if kw["ipv4"] else socket.AF_INET6 if kw["ipv6"] else 0
 
-    verbosity = kw["verbosity"]
-    log = Log(NAME, verbosity)
+    opts = cli.build_options(
+        prog,
+        **{name: kw[name] for name in cli.COMMON},
+        servername=servername,
+        read_fd=rfd,
+        write_fd=wfd,
+        verify=not kw["no_verify_cert"],
+    )
+    log = Log(NAME, opts.verbosity)
+    # Every usage error before the connection is attempted (spec section 4).
+    usage = check_usage(opts, log, fds=False)
     sock = connect(host, port, family, kw["connect_timeout"], log)
     try:
         ucspi = ucspi_environment(sock)
@@ -255,15 +264,7 @@ def command(**kw) -> int:
     for name in UCSPI_CLEARED:
         os.environ.pop(name, None)
     os.environ.update(ucspi)
-    opts = cli.build_options(
-        prog,
-        **{name: kw[name] for name in cli.COMMON},
-        servername=servername,
-        read_fd=rfd,
-        write_fd=wfd,
-        verify=not kw["no_verify_cert"],
-    )
-    return run(opts, log)
+    return run_connection(prepare(opts, log, usage), opts, log)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 LAUNCH = Path(__file__).with_name("launch.py")
 TLSC = [sys.executable, "-m", "tlsc"]
+TLSCLIENT = [sys.executable, "-m", "tlsc.tlsclient"]
 DEFAULT_TIMEOUT = 20.0
 
 #: What tlsc itself may print on stderr (spec section 4).

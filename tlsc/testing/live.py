@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from tlsc.names import is_ip_address
 from tlsc.session import (
     AlertReceived,
     Backend,
@@ -35,7 +36,6 @@ from tlsc.session import (
     Session,
     TLSError,
     Truncated,
-    is_ip_address,
 )
 
 from .certs import Issued

@@ -30,7 +30,8 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 
-from tlsc.session import AlertReceived, Backend, TLSError, Truncated, is_ip_address
+from tlsc.names import is_ip_address
+from tlsc.session import AlertReceived, Backend, TLSError, Truncated
 
 from .live import TIMEOUT, LiveScenario, _files, _pump, drive
 from .memory import HOST, handshake_pki
