@@ -14,6 +14,12 @@ installed distribution's metadata costs more than importing one backend.  So
 :func:`resolve` tries the backends this project ships by their module name
 first, in priority order, and scans entry points only for another name or
 when none of ours is installed.
+
+A name that is not installed is a usage error whose message says where the
+backend comes from (:func:`install_hint`): for this project's backends, the
+distribution and its directory in the source tree; for any other name, no
+install command at all, since ``tlsc-<name>`` on a package index could be
+anyone's.
 """
 
 from __future__ import annotations
@@ -45,8 +51,15 @@ PRIORITY = {"openssl": 20, "tlslite": 10}
 #: The module of each backend this project ships, for the fast path.
 MODULE = {"openssl": "tlsc_openssl", "tlslite": "tlsc_tlslite"}
 
-#: The distribution that provides each backend we know of.
-DISTRIBUTION = {"openssl": "tlsc-openssl", "tlslite": "tlsc-tlslite"}
+#: This project's backends: the distribution of each and where it lives in tlsc's
+#: source tree (None: it ships inside the core distribution, tlsc).  A name not
+#: in here is a third-party backend, and no install command is ever suggested
+#: for it: ``tlsc-<name>`` is a name anyone could register on a package index.
+DISTRIBUTION: dict[str, tuple[str, str | None]] = {
+    "openssl": ("tlsc-openssl", "backends/openssl"),
+    "tlslite": ("tlsc-tlslite", "backends/tlslite"),
+    "stdlib": ("tlsc", None),
+}
 
 
 class BackendNotFound(Exception):
@@ -78,15 +91,27 @@ def available() -> dict[str, Candidate]:
 
 
 def install_hint(name: str) -> str:
-    dist = DISTRIBUTION.get(name, f"tlsc-{name}")
-    return f"pip install {dist}  (or: pip install 'tlsc[{name}]')"
+    """Where backend ``name`` comes from; an install command only for this project's own."""
+    if name not in DISTRIBUTION:
+        ours = ", ".join(sorted(DISTRIBUTION))
+        return (
+            f"it is not one of tlsc's own backends ({ours}): "
+            "install a third-party backend as its own documentation says"
+        )
+    dist, path = DISTRIBUTION[name]
+    if path is None:
+        return (
+            f"the {name} backend ships with tlsc itself (module tlsc_{name}): reinstall tlsc"
+        )
+    return (
+        f"the {name} backend is the distribution {dist}, in {path}/ of tlsc's source tree "
+        f"(from there: pip install ./{path})"
+    )
 
 
 def _missing_message(name: str, installed: dict[str, Candidate]) -> str:
     have = ", ".join(sorted(installed)) or "none"
-    return f"backend {name!r} is not installed (installed: {have}); install it with: " + (
-        install_hint(name)
-    )
+    return f"backend {name!r} is not installed (installed: {have}); {install_hint(name)}"
 
 
 def select(requested: str | None) -> Candidate:
@@ -98,9 +123,7 @@ def select(requested: str | None) -> Candidate:
             raise BackendNotFound(_missing_message(requested, installed))
         return cand
     if not installed:
-        raise BackendNotFound(
-            "no TLS backend is installed; install one with: " + install_hint("openssl")
-        )
+        raise BackendNotFound("no TLS backend is installed; " + install_hint("openssl"))
     return max(installed.values(), key=lambda c: (c.priority, c.name))
 
 
@@ -111,7 +134,7 @@ def load(candidate: Candidate) -> Backend:
     except ImportError as e:
         raise BackendNotFound(
             f"backend {candidate.name!r} is registered but cannot be imported ({e}); "
-            "reinstall it with: " + install_hint(candidate.name)
+            + install_hint(candidate.name)
         ) from None
     return obj() if isinstance(obj, type) else obj
 
@@ -125,13 +148,11 @@ def _import_known(name: str) -> Backend | None:
         if e.name == module:
             return None
         raise BackendNotFound(
-            f"backend {name!r} cannot be imported ({e}); reinstall it with: "
-            + install_hint(name)
+            f"backend {name!r} cannot be imported ({e}); " + install_hint(name)
         ) from None
     except ImportError as e:
         raise BackendNotFound(
-            f"backend {name!r} cannot be imported ({e}); reinstall it with: "
-            + install_hint(name)
+            f"backend {name!r} cannot be imported ({e}); " + install_hint(name)
         ) from None
     return mod.backend
 
