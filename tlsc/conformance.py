@@ -9,7 +9,9 @@ stdlib ``ssl`` servers and clients and against each ``tlsd``), for the named or
 all installed backends, and prints the verdict, the failures with why, and one block per
 peer (:mod:`tlsc.testing.report`): text that fits 100 columns, Markdown with
 ``--markdown``, JSON with ``--json``.  Exit 0 only when every cell not excused
-by a capability the backend declares passes; 1 otherwise; 100 on bad usage.
+by a capability the backend declares passes; 1 otherwise; 100 on bad usage,
+and on an install without the test kit's requirements (the ``testing`` extra:
+one line saying how to get it).
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="one row per path-validation case")
     args = parser.parse_args(argv)
 
+    from tlsc.testing import missing, why_missing
+
+    absent = missing()
+    if absent:
+        print(f"tlsc-conformance: fatal: {why_missing(absent)}", file=sys.stderr)
+        return 100
     from tlsc.testing.harness import backend_names, run_all
 
     installed = backend_names()

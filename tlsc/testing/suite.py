@@ -22,11 +22,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import pytest
+from . import PYTEST, require
 
-from . import duplex, live, memory, starttls
-from .harness import excuse, get_backend, judge, verify_chain_of
-from .pathcases import cases
+require(PYTEST)  # the testing extra, named, rather than a bare ModuleNotFoundError
+
+import pytest  # noqa: E402
+
+from . import duplex, live, memory, starttls  # noqa: E402
+from .harness import excuse, get_backend, judge, verify_chain_of  # noqa: E402
+from .pathcases import cases  # noqa: E402
 
 __all__ = ["BackendConformance"]
 
