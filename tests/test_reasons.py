@@ -87,3 +87,18 @@ def test_one_spelling_of_an_alert(given: int | str, name: str) -> None:
 def test_alert_names_are_rfc_names() -> None:
     assert ALERT_NAMES[20] == "bad_record_mac"
     assert all(n == n.lower() and " " not in n for n in ALERT_NAMES.values())
+
+
+def test_openssl_words_are_mapped_once() -> None:
+    """The two backends built on OpenSSL read its codes and reason strings through here."""
+    from tlsc.reasons import openssl_failure, openssl_verify_error
+
+    assert openssl_failure("sslv3 alert bad certificate") == (Reason.ALERT, "bad_certificate")
+    assert openssl_failure("tls alert certificate required") == (
+        Reason.ALERT, "certificate_required")
+    assert openssl_failure("tlsv1 unrecognized name") == (Reason.ALERT, "unrecognized_name")
+    assert openssl_failure("decryption failed or bad record mac")[0] is Reason.BAD_RECORD
+    assert openssl_failure("wrong version number") == (Reason.PROTOCOL, "wrong version number")
+    assert openssl_verify_error(10) == (Reason.EXPIRED, None)
+    assert openssl_verify_error(20) == (Reason.UNKNOWN_CA, "unable to get local issuer certificate")
+    assert openssl_verify_error(999, "odd") == (Reason.INVALID_CERTIFICATE, "odd")

@@ -1,4 +1,4 @@
-"""Just enough DER to read certificate files and a certificate's subject.
+"""Just enough DER to read certificate files and the fields of a certificate.
 
 The core never imports a crypto library, yet it must (a) split CADIR/CAFILE/
 CERTFILE contents into DER certificates for any backend and (b) render the
@@ -6,6 +6,11 @@ peer's subject for ``SSL_PEER_CERT_SUBJECT`` identically whatever the backend.
 Doing both here, once, is what makes the SSL_* values the same across
 backends by construction.  Nothing here *trusts* a certificate: validation is
 the backend's job.
+
+A backend whose library does not expose a certificate's contents (the
+``stdlib`` backend: Python's ``ssl`` gives DER and little else) reads the few
+fields it needs here too (:func:`certificate_fields`, :func:`subject_alt_names`,
+:func:`private_key_label`), so that the project keeps one DER reader.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import hashlib
 import re
 
 __all__ = [
+    "CertificateFields",
     "DERError",
+    "certificate_fields",
     "certificates_in",
     "peer_cert_hash",
+    "private_key_label",
+    "subject_alt_names",
     "subject_rfc4514",
 ]
 
@@ -54,6 +63,15 @@ def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
         out.append((tag, cstart, cend))
         start = cend
     return out
+
+
+def _element(data: bytes, start: int, end: int, index: int) -> bytes:
+    """The ``index``-th element (header included) among those from ``start`` to ``end``."""
+    for _ in range(index):
+        start = _tlv(data, start)[2]
+    if start >= end:
+        raise DERError("missing element")
+    return data[start : _tlv(data, start)[2]]
 
 
 def looks_like_der_certificate(data: bytes) -> bool:
@@ -172,16 +190,150 @@ def _name_rfc4514(data: bytes, start: int, end: int) -> str:
     return ",".join(reversed(rdns))
 
 
+def _tbs(cert_der: bytes) -> tuple[int, int, int]:
+    """(start, end of the TBSCertificate's content, index of serialNumber among its fields)."""
+    tag, s, e = _tlv(cert_der, 0)
+    if tag != 0x30 or e != len(cert_der):
+        raise DERError("not a certificate")
+    tbs_tag, ts, te = _tlv(cert_der, s)
+    if tbs_tag != 0x30:
+        raise DERError("not a certificate")
+    first = _tlv(cert_der, ts)[0] if ts < te else None
+    return ts, te, 1 if first == 0xA0 else 0  # explicit [0] version, or v1
+
+
+def _tbs_fields(cert_der: bytes) -> list[tuple[int, int, int]]:
+    """The TBSCertificate's fields from serialNumber on (the explicit version skipped)."""
+    ts, te, skip = _tbs(cert_der)
+    fields = _children(cert_der, ts, te)[skip:]
+    if len(fields) < 6:
+        raise DERError("truncated TBSCertificate")
+    return fields
+
+
 def subject_rfc4514(cert_der: bytes) -> str:
     """The certificate's subject as cryptography's ``Name.rfc4514_string()`` renders it."""
     try:
-        _, s, e = _tlv(cert_der, 0)
-        _, ts, te = _children(cert_der, s, e)[0]
-        fields = _children(cert_der, ts, te)
-        if fields and fields[0][0] == 0xA0:  # explicit [0] version
-            fields = fields[1:]
         # serialNumber, signature, issuer, validity, subject
-        _, ss, se = fields[4]
+        _, ss, se = _tbs_fields(cert_der)[4]
         return _name_rfc4514(cert_der, ss, se)
     except (DERError, IndexError, ValueError, UnicodeDecodeError) as e:
         raise DERError(f"cannot read the certificate subject: {e}") from None
+
+
+# -- the fields a backend without a certificate parser needs --------------------
+
+_SUBJECT_ALT_NAME = "2.5.29.17"
+
+
+class CertificateFields:
+    """What :func:`certificate_fields` reads from a certificate, undecoded where possible.
+
+    A plain class (no ``dataclasses``: this module is on tlsc's start-up path).
+    """
+
+    __slots__ = ("extensions", "issuer", "key_algorithm", "subject")
+
+    def __init__(
+        self,
+        issuer: bytes,
+        subject: bytes,
+        key_algorithm: str,
+        extensions: dict[str, tuple[bool, bytes]],
+    ) -> None:
+        self.issuer = issuer  #: the issuer Name, DER (compare as bytes to another's ``subject``)
+        self.subject = subject  #: the subject Name, DER
+        self.key_algorithm = key_algorithm  #: the subjectPublicKeyInfo algorithm, a dotted OID
+        #: extnID (dotted OID) -> (critical, extnValue's content)
+        self.extensions = extensions
+
+
+def certificate_fields(cert_der: bytes) -> CertificateFields:
+    """Issuer, subject, public key algorithm and extensions of a DER certificate.
+
+    Raises :class:`DERError` when the certificate does not have the structure
+    of RFC 5280 section 4.1 (signatures and values are not checked).
+    """
+    try:
+        fields = _tbs_fields(cert_der)
+        ktag, ks, ke = fields[5]
+        if ktag != 0x30:
+            raise DERError("subjectPublicKeyInfo is not a SEQUENCE")
+        atag, as_, ae = _children(cert_der, ks, ke)[0]
+        otag, os_, oe = _children(cert_der, as_, ae)[0]
+        if atag != 0x30 or otag != 0x06:
+            raise DERError("bad public key algorithm")
+        extensions: dict[str, tuple[bool, bytes]] = {}
+        for tag, s, _e in fields[6:]:
+            if tag != 0xA3:  # issuerUniqueID [1] / subjectUniqueID [2]
+                continue
+            _, ls, le = _tlv(cert_der, s)
+            for xtag, xs, xe in _children(cert_der, ls, le):
+                parts = _children(cert_der, xs, xe)
+                if xtag != 0x30 or not 2 <= len(parts) <= 3 or parts[0][0] != 0x06:
+                    raise DERError("bad extension")
+                critical = len(parts) == 3 and cert_der[parts[1][1] : parts[1][2]] != b"\x00"
+                vtag, vs, ve = parts[-1]
+                if vtag != 0x04:
+                    raise DERError("extension value is not an OCTET STRING")
+                oid = _oid(cert_der[parts[0][1] : parts[0][2]])
+                if oid in extensions:
+                    raise DERError(f"extension {oid} appears twice")
+                extensions[oid] = (critical, cert_der[vs:ve])
+        ts, te, skip = _tbs(cert_der)
+        return CertificateFields(
+            issuer=_element(cert_der, ts, te, skip + 2),
+            subject=_element(cert_der, ts, te, skip + 4),
+            key_algorithm=_oid(cert_der[os_:oe]),
+            extensions=extensions,
+        )
+    except IndexError:
+        raise DERError("truncated certificate") from None
+
+
+def subject_alt_names(fields: CertificateFields) -> tuple[list[str], list[bytes]]:
+    """The subjectAltName dNSName and iPAddress entries (``([], [])`` without the extension).
+
+    Names are decoded as Latin-1 so that an invalid (non-ASCII) dNSName is kept
+    as a string that matches nothing rather than refused here; addresses are
+    the raw octets (4 or 16 of them for a certificate's own address).
+    """
+    value = fields.extensions.get(_SUBJECT_ALT_NAME)
+    if value is None:
+        return [], []
+    der = value[1]
+    tag, s, e = _tlv(der, 0)
+    if tag != 0x30 or e != len(der):
+        raise DERError("subjectAltName is not a SEQUENCE")
+    dns: list[str] = []
+    ips: list[bytes] = []
+    for gtag, gs, ge in _children(der, s, e):
+        if gtag == 0x82:  # [2] IMPLICIT IA5String dNSName
+            dns.append(der[gs:ge].decode("latin-1"))
+        elif gtag == 0x87:  # [7] IMPLICIT OCTET STRING iPAddress
+            ips.append(der[gs:ge])
+    return dns, ips
+
+
+def private_key_label(key_der: bytes) -> str:
+    """The PEM label a DER private key goes under, told by its structure.
+
+    ``PRIVATE KEY`` (PKCS #8), ``RSA PRIVATE KEY`` (PKCS #1), ``EC PRIVATE KEY``
+    (SEC 1) or ``ENCRYPTED PRIVATE KEY`` (PKCS #8 encrypted).  Raises
+    :class:`DERError` for anything else.
+    """
+    tag, s, e = _tlv(key_der, 0)
+    if tag != 0x30 or e != len(key_der):
+        raise DERError("not a private key")
+    kids = _children(key_der, s, e)
+    if len(kids) >= 2 and kids[0][0] == 0x30 and kids[1][0] == 0x04:
+        return "ENCRYPTED PRIVATE KEY"
+    if len(kids) >= 3 and kids[0][0] == 0x02:
+        second = kids[1][0]
+        if second == 0x30 and kids[2][0] == 0x04:
+            return "PRIVATE KEY"
+        if second == 0x02 and len(kids) >= 9:
+            return "RSA PRIVATE KEY"
+        if second == 0x04:
+            return "EC PRIVATE KEY"
+    raise DERError("not a private key")

@@ -28,13 +28,29 @@ class's default reason, so even then the words come from here.
 Why an enum of words rather than free text: the conformance harness and the
 cross-backend tests compare reasons, not prose; a new backend that maps its
 library's errors onto these members gets identical lines for free.
+
+Two backends are built on OpenSSL (``openssl`` through pyOpenSSL, ``stdlib``
+through Python's ``ssl``), so what OpenSSL's codes and reason strings mean is
+mapped here once (:func:`openssl_verify_error`, :func:`openssl_failure`): the
+same OpenSSL failure can never get two wordings.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 
-__all__ = ["ALERT_NAMES", "Reason", "alert_name", "describe", "not_valid_for", "words"]
+__all__ = [
+    "ALERT_NAMES",
+    "OPENSSL_VERIFY_ERRORS",
+    "Reason",
+    "alert_name",
+    "describe",
+    "not_valid_for",
+    "openssl_failure",
+    "openssl_verify_error",
+    "words",
+]
 
 
 class Reason(enum.Enum):
@@ -175,3 +191,104 @@ def alert_name(alert: int | str) -> str:
             key = key[len(prefix) :]
             break
     return _BY_NAME.get(key, key)
+
+
+# -- OpenSSL's words, for the backends built on it ------------------------------
+
+_R = Reason
+#: OpenSSL's ``X509_V_ERR_*`` codes (x509_vfy.h, stable values) as reasons, with
+#: OpenSSL's wording as the detail where it says more than the reason's words.
+OPENSSL_VERIFY_ERRORS: dict[int, tuple[Reason, str | None]] = {
+    2: (_R.UNKNOWN_CA, "unable to get issuer certificate"),
+    4: (_R.BAD_SIGNATURE, "unable to decrypt certificate's signature"),
+    6: (_R.MALFORMED_CERTIFICATE, "unable to decode issuer public key"),
+    7: (_R.BAD_SIGNATURE, None),  # CERT_SIGNATURE_FAILURE
+    9: (_R.NOT_YET_VALID, None),
+    10: (_R.EXPIRED, None),
+    13: (_R.MALFORMED_CERTIFICATE, "format error in certificate's notBefore field"),
+    14: (_R.MALFORMED_CERTIFICATE, "format error in certificate's notAfter field"),
+    18: (_R.SELF_SIGNED, None),  # DEPTH_ZERO_SELF_SIGNED_CERT
+    19: (_R.UNKNOWN_CA, "self-signed certificate in certificate chain"),
+    20: (_R.UNKNOWN_CA, "unable to get local issuer certificate"),
+    21: (_R.UNKNOWN_CA, "unable to verify the first certificate"),
+    22: (_R.CHAIN_TOO_LONG, None),
+    25: (_R.PATH_LENGTH, None),
+    26: (_R.EXTENDED_KEY_USAGE, None),  # INVALID_PURPOSE
+    27: (_R.UNKNOWN_CA, "certificate not trusted"),
+    28: (_R.INVALID_CERTIFICATE, "certificate rejected"),
+    29: (_R.UNKNOWN_CA, "subject issuer mismatch"),
+    30: (_R.UNKNOWN_CA, "authority and subject key identifier mismatch"),
+    31: (_R.UNKNOWN_CA, "authority and issuer serial number mismatch"),
+    32: (_R.KEY_USAGE, "keyUsage does not allow keyCertSign"),
+    34: (_R.CRITICAL_EXTENSION, None),
+    37: (_R.INVALID_CERTIFICATE, "non-CA certificate has CA markings"),
+    39: (_R.KEY_USAGE, "keyUsage does not allow digitalSignature"),
+    41: (_R.INVALID_CERTIFICATE, "invalid or inconsistent certificate extension"),
+    47: (_R.NAME_CONSTRAINTS, "permitted subtree violation"),
+    48: (_R.NAME_CONSTRAINTS, "excluded subtree violation"),
+    62: (_R.NAME_MISMATCH, None),  # HOSTNAME_MISMATCH
+    64: (_R.NAME_MISMATCH, None),  # IP_ADDRESS_MISMATCH
+    66: (_R.WEAK_KEY, None),  # EE_KEY_TOO_SMALL
+    67: (_R.WEAK_KEY, None),  # CA_KEY_TOO_SMALL
+    68: (_R.WEAK_SIGNATURE, None),  # CA_MD_TOO_WEAK
+    # OpenSSL's strict mode (X509_V_FLAG_X509_STRICT): RFC 5280's structure
+    78: (_R.INVALID_CERTIFICATE, "signature algorithm inconsistency"),
+    79: (_R.NOT_A_CA, None),  # INVALID_CA
+    80: (_R.INVALID_CERTIFICATE, "pathLenConstraint in a non-CA certificate"),
+    81: (_R.INVALID_CERTIFICATE, "pathLenConstraint without keyUsage keyCertSign"),
+    82: (_R.INVALID_CERTIFICATE, "keyUsage keyCertSign in a non-CA certificate"),
+    83: (_R.INVALID_CERTIFICATE, "empty issuer name"),
+    84: (_R.INVALID_CERTIFICATE, "empty subject name"),
+    85: (_R.INVALID_CERTIFICATE, "no authorityKeyIdentifier key identifier"),
+    86: (_R.INVALID_CERTIFICATE, "CA certificate without subjectKeyIdentifier"),
+    87: (_R.INVALID_CERTIFICATE, "empty subjectAltName"),
+    88: (_R.INVALID_CERTIFICATE, "empty subject and a non-critical subjectAltName"),
+    89: (_R.INVALID_CERTIFICATE, "basicConstraints of a CA not marked critical"),
+    90: (_R.INVALID_CERTIFICATE, "authorityKeyIdentifier marked critical"),
+    91: (_R.INVALID_CERTIFICATE, "subjectKeyIdentifier marked critical"),
+    92: (_R.INVALID_CERTIFICATE, "CA certificate without keyUsage"),
+    93: (_R.INVALID_CERTIFICATE, "extensions in a certificate older than version 3"),
+    94: (_R.INVALID_CERTIFICATE, "EC key with explicit curve parameters"),
+}
+
+
+def openssl_verify_error(code: int, message: str | None = None) -> tuple[Reason, str | None]:
+    """The reason for an ``X509_V_ERR_*`` code; OpenSSL's own ``message`` for one not mapped."""
+    return OPENSSL_VERIFY_ERRORS.get(code) or (
+        Reason.INVALID_CERTIFICATE,
+        message or f"X.509 verification error {code}",
+    )
+
+
+#: OpenSSL's reason strings for alerts it received (SSL_AD_REASON_OFFSET + alert):
+#: "sslv3 alert ...", "tlsv1 alert ...", "tlsv13 alert ...", "tlsv1 unrecognized
+#: name" in OpenSSL 3; "tls alert ..." in OpenSSL 4.
+_OPENSSL_ALERT = re.compile(r"^(?:(?:sslv3|tlsv1|tlsv13|tls) alert|tlsv1) (.+)$", re.IGNORECASE)
+
+#: OpenSSL's reasons for a record that fails to decrypt or authenticate.
+_OPENSSL_BAD_RECORD = (
+    "bad record mac",
+    "decryption failed",
+    "bad decrypt",
+    "record overflow",
+    "packet length too long",
+    "data length too long",
+    "encrypted length too long",
+)
+
+
+def openssl_failure(reason: str) -> tuple[Reason, str]:
+    """What an OpenSSL reason string says happened to the connection, and its detail.
+
+    :attr:`Reason.ALERT` with the alert's name for an alert the peer sent
+    ("sslv3 alert bad certificate"), :attr:`Reason.BAD_RECORD` for a record
+    that does not decrypt, :attr:`Reason.PROTOCOL` (OpenSSL's words as the
+    detail) for anything else the peer sent that could not be accepted.
+    """
+    match = _OPENSSL_ALERT.match(reason)
+    if match:
+        return Reason.ALERT, alert_name(match.group(1))
+    lowered = reason.lower()
+    if any(words in lowered for words in _OPENSSL_BAD_RECORD):
+        return Reason.BAD_RECORD, reason
+    return Reason.PROTOCOL, reason

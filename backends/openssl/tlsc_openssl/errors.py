@@ -13,30 +13,12 @@ An alert's name is given in its one spelling (``certificate_required``).
 
 from __future__ import annotations
 
-import re
-
 from OpenSSL import SSL
 
-from tlsc.reasons import Reason, alert_name
+from tlsc.reasons import Reason, openssl_failure
 from tlsc.session import AlertReceived, ProtocolError, TLSError
 
 __all__ = ["classify", "reason_of"]
-
-#: OpenSSL's reason strings for alerts it received (SSL_AD_REASON_OFFSET + alert):
-#: "sslv3 alert ...", "tlsv1 alert ...", "tlsv13 alert ...", "tlsv1 unrecognized
-#: name" in OpenSSL 3; "tls alert ..." in OpenSSL 4.
-_RECEIVED_ALERT = re.compile(r"^(?:(?:sslv3|tlsv1|tlsv13|tls) alert|tlsv1) (.+)$")
-
-#: OpenSSL's reasons for a record that fails to decrypt or authenticate.
-_BAD_RECORD = (
-    "bad record mac",
-    "decryption failed",
-    "bad decrypt",
-    "record overflow",
-    "packet length too long",
-    "data length too long",
-    "encrypted length too long",
-)
 
 
 def reason_of(error: SSL.Error) -> str:
@@ -52,11 +34,10 @@ def reason_of(error: SSL.Error) -> str:
 
 
 def classify(error: SSL.Error) -> TLSError:
-    """:class:`AlertReceived` for an alert from the peer, else :class:`ProtocolError`."""
-    reason = reason_of(error)
-    match = _RECEIVED_ALERT.match(reason)
-    if match:
-        return AlertReceived(Reason.ALERT, alert_name(match.group(1)))
-    if any(words in reason for words in _BAD_RECORD):
-        return ProtocolError(Reason.BAD_RECORD, reason)
-    return ProtocolError(Reason.PROTOCOL, reason)
+    """:class:`AlertReceived` for an alert from the peer, else :class:`ProtocolError`.
+
+    What OpenSSL's reason string means is :func:`tlsc.reasons.openssl_failure`'s
+    to say, for this backend and the stdlib one alike.
+    """
+    reason, detail = openssl_failure(reason_of(error))
+    return (AlertReceived if reason is Reason.ALERT else ProtocolError)(reason, detail)

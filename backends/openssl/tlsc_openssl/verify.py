@@ -34,7 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
-from tlsc.reasons import Reason
+from tlsc.reasons import Reason, openssl_verify_error
 from tlsc.session import VerificationError
 
 from .policy import SERVER_AUTH, Problem, check_certificate, time_problem, usage_problem
@@ -76,100 +76,11 @@ _TIME_ERRORS = {
 }
 
 _C = SSL.X509VerificationCodes
-_R = Reason
-#: OpenSSL's verify errors as the core's reasons, with OpenSSL's wording as the
-#: detail where it says more than the reason's words.
-_REASONS: dict[int, Problem] = {
-    _C.ERR_UNABLE_TO_GET_ISSUER_CERT: (_R.UNKNOWN_CA, "unable to get issuer certificate"),
-    _C.ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: (
-        _R.UNKNOWN_CA,
-        "unable to get local issuer certificate",
-    ),
-    _C.ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: (
-        _R.UNKNOWN_CA,
-        "unable to verify the first certificate",
-    ),
-    _C.ERR_DEPTH_ZERO_SELF_SIGNED_CERT: (_R.SELF_SIGNED, None),
-    _C.ERR_SELF_SIGNED_CERT_IN_CHAIN: (
-        _R.UNKNOWN_CA,
-        "self-signed certificate in certificate chain",
-    ),
-    _C.ERR_CERT_UNTRUSTED: (_R.UNKNOWN_CA, "certificate not trusted"),
-    _C.ERR_SUBJECT_ISSUER_MISMATCH: (_R.UNKNOWN_CA, "subject issuer mismatch"),
-    _C.ERR_AKID_SKID_MISMATCH: (_R.UNKNOWN_CA, "authority and subject key identifier mismatch"),
-    _C.ERR_AKID_ISSUER_SERIAL_MISMATCH: (
-        _R.UNKNOWN_CA,
-        "authority and issuer serial number mismatch",
-    ),
-    _C.ERR_CERT_REJECTED: (_R.INVALID_CERTIFICATE, "certificate rejected"),
-    _C.ERR_CERT_NOT_YET_VALID: (_R.NOT_YET_VALID, None),
-    _C.ERR_CERT_HAS_EXPIRED: (_R.EXPIRED, None),
-    _C.ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD: (
-        _R.MALFORMED_CERTIFICATE,
-        "format error in certificate's notBefore field",
-    ),
-    _C.ERR_ERROR_IN_CERT_NOT_AFTER_FIELD: (
-        _R.MALFORMED_CERTIFICATE,
-        "format error in certificate's notAfter field",
-    ),
-    _C.ERR_CERT_SIGNATURE_FAILURE: (_R.BAD_SIGNATURE, None),
-    _C.ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE: (
-        _R.BAD_SIGNATURE,
-        "unable to decrypt certificate's signature",
-    ),
-    _C.ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY: (
-        _R.MALFORMED_CERTIFICATE,
-        "unable to decode issuer public key",
-    ),
-    _C.ERR_CERT_CHAIN_TOO_LONG: (_R.CHAIN_TOO_LONG, None),
-    _C.ERR_INVALID_CA: (_R.NOT_A_CA, None),
-    _C.ERR_INVALID_NON_CA: (_R.INVALID_CERTIFICATE, "non-CA certificate has CA markings"),
-    _C.ERR_PATH_LENGTH_EXCEEDED: (_R.PATH_LENGTH, None),
-    _C.ERR_INVALID_PURPOSE: (_R.EXTENDED_KEY_USAGE, None),
-    _C.ERR_KEYUSAGE_NO_CERTSIGN: (_R.KEY_USAGE, "keyUsage does not allow keyCertSign"),
-    _C.ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE: (
-        _R.KEY_USAGE,
-        "keyUsage does not allow digitalSignature",
-    ),
-    _C.ERR_UNHANDLED_CRITICAL_EXTENSION: (_R.CRITICAL_EXTENSION, None),
-    _C.ERR_INVALID_EXTENSION: (
-        _R.INVALID_CERTIFICATE,
-        "invalid or inconsistent certificate extension",
-    ),
-    _C.ERR_PERMITTED_VIOLATION: (_R.NAME_CONSTRAINTS, "permitted subtree violation"),
-    _C.ERR_EXCLUDED_VIOLATION: (_R.NAME_CONSTRAINTS, "excluded subtree violation"),
-    _C.ERR_HOSTNAME_MISMATCH: (_R.NAME_MISMATCH, None),
-    _C.ERR_IP_ADDRESS_MISMATCH: (_R.NAME_MISMATCH, None),
-    # OpenSSL's strict mode (X509_V_FLAG_X509_STRICT): RFC 5280's structure
-    78: (_R.INVALID_CERTIFICATE, "signature algorithm inconsistency"),
-    79: (_R.NOT_A_CA, None),
-    80: (_R.INVALID_CERTIFICATE, "pathLenConstraint in a non-CA certificate"),
-    81: (_R.INVALID_CERTIFICATE, "pathLenConstraint without keyUsage keyCertSign"),
-    82: (_R.INVALID_CERTIFICATE, "keyUsage keyCertSign in a non-CA certificate"),
-    83: (_R.INVALID_CERTIFICATE, "empty issuer name"),
-    84: (_R.INVALID_CERTIFICATE, "empty subject name"),
-    85: (_R.INVALID_CERTIFICATE, "no authorityKeyIdentifier key identifier"),
-    86: (_R.INVALID_CERTIFICATE, "CA certificate without subjectKeyIdentifier"),
-    87: (_R.INVALID_CERTIFICATE, "empty subjectAltName"),
-    88: (_R.INVALID_CERTIFICATE, "empty subject and a non-critical subjectAltName"),
-    89: (_R.INVALID_CERTIFICATE, "basicConstraints of a CA not marked critical"),
-    90: (_R.INVALID_CERTIFICATE, "authorityKeyIdentifier marked critical"),
-    91: (_R.INVALID_CERTIFICATE, "subjectKeyIdentifier marked critical"),
-    92: (_R.INVALID_CERTIFICATE, "CA certificate without keyUsage"),
-    93: (_R.INVALID_CERTIFICATE, "extensions in a certificate older than version 3"),
-    94: (_R.INVALID_CERTIFICATE, "EC key with explicit curve parameters"),
-    X509_V_ERR_EE_KEY_TOO_SMALL: (_R.WEAK_KEY, None),
-    X509_V_ERR_CA_KEY_TOO_SMALL: (_R.WEAK_KEY, None),
-    X509_V_ERR_CA_MD_TOO_WEAK: (_R.WEAK_SIGNATURE, None),
-}
 
 
 def describe_verify_error(errnum: int, fallback: str | None = None) -> Problem:
-    """The reason for an ``X509_V_ERR_*`` code; OpenSSL's own text for one we do not map."""
-    return _REASONS.get(errnum) or (
-        _R.INVALID_CERTIFICATE,
-        fallback or f"X.509 verification error {errnum}",
-    )
+    """The reason for an ``X509_V_ERR_*`` code (:func:`tlsc.reasons.openssl_verify_error`)."""
+    return openssl_verify_error(errnum, fallback)
 
 
 def verification_error(reason: Reason, detail: str | None = None) -> VerificationError:
