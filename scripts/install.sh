@@ -21,6 +21,6 @@ python3 -m venv .venv
 .venv/bin/pip install -q -r requirements-test.txt
 # Editable installs get no bytecode cache, and PYTHONDONTWRITEBYTECODE may be set:
 # without this every tlsc start recompiles the core (tens of ms per connection).
-.venv/bin/python -m compileall -q tlsc backends/openssl/tlsc_openssl backends/tlslite/tlsc_tlslite >/dev/null
+.venv/bin/python -m compileall -q tlsc tlsc_stdlib backends/openssl/tlsc_openssl backends/tlslite/tlsc_tlslite >/dev/null
 echo "installed: $(.venv/bin/tlsc --version); backends:"
 .venv/bin/tlsc --list-backends

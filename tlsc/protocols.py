@@ -64,6 +64,9 @@ class Backend(Protocol):
     ) -> None:
         """The handshake's verification rules without a handshake (for the conformance harness).
 
+        Only for backends whose capabilities say ``standalone_verifier`` (a
+        library that verifies only inside a handshake has no such method; the
+        harness then judges the same cases through real handshakes).
         ``chain_der``: the server's chain, leaf first, DER each; ``anchors_der``:
         trust anchors, DER (ones that do not parse are skipped, as
         ``client_context`` skips them); ``server_name``: a DNS name or IP literal

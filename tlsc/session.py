@@ -234,6 +234,7 @@ class Capabilities:
         "client_certificates",
         "key_types",
         "server",
+        "standalone_verifier",
         "tls_versions",
         "write_after_close_notify",
     )
@@ -245,6 +246,7 @@ class Capabilities:
         client_certificates: bool = True,
         write_after_close_notify: bool = True,
         server: bool = False,
+        standalone_verifier: bool = True,
     ) -> None:
         self.tls_versions = tls_versions
         self.key_types = key_types
@@ -253,6 +255,12 @@ class Capabilities:
         #: (TLS 1.3 half-close)?  If not, prog's later output is discarded.
         self.write_after_close_notify = write_after_close_notify
         self.server = server
+        #: Does the backend have :meth:`Backend.verify_chain`, its handshake's
+        #: verification rules without a handshake?  False (the stdlib backend:
+        #: Python's ``ssl`` verifies only inside a handshake): the conformance
+        #: harness judges its path battery through real handshakes instead
+        #: (:mod:`tlsc.testing.handshakepaths`).
+        self.standalone_verifier = standalone_verifier
 
 
 class BackendInfo:
