@@ -711,3 +711,90 @@ def test_der_fields(pki: PKI) -> None:
     assert f.key_algorithm == "1.2.840.10045.2.1"
     assert f.issuer == certificate_fields(pki.inter.der).subject
     assert "2.5.29.17" in f.extensions
+
+
+# -- the harness judges this backend through handshakes ----------------------------
+
+SAMPLE = (
+    "good-chain/rsa-sha384",
+    "partial-chain/intermediate-anchor",
+    "names/p256/wildcard-one-label",
+    "names/p256/dns-mismatch",
+    "validity/leaf/long-expired",
+    "validity/inter/at-notAfter",
+    "chain/unknown-root",
+    "signature/p256/leaf-bit-flipped",
+    "weak-crypto/inter-dsa",
+    "weak-crypto/leaf-dsa",
+    "malformed/garbage-leaf",
+)
+
+
+def _sample() -> list:
+    from tlsc.testing.pathcases import cases
+
+    chosen = [c for c in cases() if c.name in SAMPLE]
+    assert len(chosen) == len(SAMPLE)
+    return chosen
+
+
+class _Wrapped:
+    """The stdlib backend with its verification switched off, or every handshake refused."""
+
+    name = "stdlib-broken"
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def info(self):  # noqa: ANN201
+        return backend.info()
+
+    def client_context(self, cfg: ClientConfig, warn):  # noqa: ANN001, ANN201
+        if self.mode == "accept-all":
+            return backend.client_context(
+                ClientConfig(anchors=cfg.anchors, server_name=cfg.server_name, verify=False), warn)
+        real = backend.client_context(cfg, warn)
+
+        class Refusing:
+            def session(self) -> Session:
+                s = real.session()
+
+                def refuse() -> bool:
+                    raise VerificationError("refused by the test")
+
+                s.do_handshake = refuse  # type: ignore[method-assign]
+                return s
+
+        return Refusing()
+
+
+def test_path_battery_by_handshake_passes_and_excuses_only_clock_bound_cases() -> None:
+    from tlsc.testing.harness import run_path_battery
+
+    cells = {c.scenario: c for c in run_path_battery([backend], _sample())}
+    excused = {n for n, c in cells.items() if c.status == "excused"}
+    assert excused == {"verify:validity/inter/at-notAfter"}, cells
+    assert "notAfter" in cells["verify:validity/inter/at-notAfter"].detail
+    assert all(c.status == "pass" for n, c in cells.items() if n not in excused), [
+        (c.scenario, c.detail) for c in cells.values() if c.status == "fail"]
+    assert "DSA keys are not accepted" in cells["verify:weak-crypto/inter-dsa"].detail
+    assert "TLSv1.2 server" in cells["verify:weak-crypto/leaf-dsa"].detail
+    assert "rewritten" in cells["verify:malformed/garbage-leaf"].detail
+
+
+def test_path_battery_by_handshake_turns_red_without_verification() -> None:
+    from tlsc.testing.harness import run_path_battery
+
+    cells = run_path_battery([_Wrapped("accept-all")], _sample())
+    failed = {c.scenario.removeprefix("verify:") for c in cells if c.status == "fail"}
+    assert {"names/p256/dns-mismatch", "validity/leaf/long-expired", "chain/unknown-root",
+            "signature/p256/leaf-bit-flipped", "weak-crypto/inter-dsa"} <= failed, cells
+
+
+def test_path_battery_by_handshake_turns_red_when_refusing_all() -> None:
+    from tlsc.testing.harness import run_path_battery
+
+    cells = run_path_battery([_Wrapped("refuse-all")], _sample())
+    failed = {c.scenario.removeprefix("verify:") for c in cells if c.status == "fail"}
+    assert {"good-chain/rsa-sha384", "partial-chain/intermediate-anchor",
+            "names/p256/wildcard-one-label"} <= failed, cells

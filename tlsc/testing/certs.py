@@ -37,6 +37,7 @@ __all__ = [
     "edit_extensions",
     "issue",
     "key",
+    "private_key_for",
     "resign",
     "unknown_extension",
 ]
@@ -49,9 +50,38 @@ KEY_KINDS = (
 )
 
 
+#: Every key :func:`key` made, by its subjectPublicKeyInfo (DER).
+_BY_PUBLIC_KEY: dict[bytes, PrivateKey] = {}
+
+
 @functools.cache
 def key(kind: str = "p256", slot: int = 0) -> PrivateKey:
     """A private key of ``kind``; the same object for the same ``(kind, slot)``."""
+    k = _generate(kind)
+    _BY_PUBLIC_KEY[_spki(k.public_key())] = k
+    return k
+
+
+def _spki(public_key: Any) -> bytes:
+    return public_key.public_bytes(  # type: ignore[no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def private_key_for(cert_der: bytes) -> PrivateKey | None:
+    """The key (made by :func:`key` in this process) of a certificate's public key, or None.
+
+    For a server that must present a certificate known only as DER, a
+    hand-edited one included (a flipped signature bit leaves the key alone).
+    """
+    try:
+        public_key = x509.load_der_x509_certificate(cert_der).public_key()
+    except ValueError:
+        return None
+    return _BY_PUBLIC_KEY.get(_spki(public_key))
+
+
+def _generate(kind: str) -> PrivateKey:
     if kind.startswith("rsa"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
     if kind == "p192":

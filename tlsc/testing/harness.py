@@ -24,6 +24,7 @@ __all__ = [
     "backend_names",
     "excuse",
     "get_backend",
+    "path_judge",
     "run_path_battery",
 ]
 
@@ -116,8 +117,23 @@ def judge(verify: VerifyChain, case: Any) -> tuple[str, str]:
     return "accept", ""
 
 
+def path_judge(backend: Backend) -> Callable[[Any], tuple[str, str]]:
+    """How ``backend`` is judged on a path case: ("accept" | "reject" | "error" | "excused", why).
+
+    By its ``verify_chain``, unless it declares no standalone verifier: then by
+    real handshakes (:mod:`.handshakepaths`), which excuse the cases a
+    handshake at the wall clock cannot stage.
+    """
+    if backend.info().capabilities.standalone_verifier:
+        verify = verify_chain_of(backend)
+        return lambda case: judge(verify, case)
+    from . import handshakepaths
+
+    return lambda case: handshakepaths.judge(backend, case)
+
+
 def run_path_battery(backends: Sequence[Backend], cases: Sequence[Any] | None = None) -> list[Cell]:
-    """Every path case through every backend's ``verify_chain``.
+    """Every path case through every backend's ``verify_chain`` (or handshakes, see path_judge).
 
     A cell fails when the verdict differs from the spec's, or when the backend
     raised anything but :class:`VerificationError`.  Disagreement between
@@ -130,19 +146,23 @@ def run_path_battery(backends: Sequence[Backend], cases: Sequence[Any] | None = 
         cases = all_cases()
     cells = []
     for b in backends:
-        verify = verify_chain_of(b)
+        judge_case = path_judge(b)
         for case in cases:
             t0 = time.perf_counter()
-            verdict, reason = judge(verify, case)
+            verdict, reason = judge_case(case)
             ok = verdict == case.expected
-            detail = reason if ok else f"expected {case.expected}, got {verdict} {reason}".strip()
+            if verdict == EXCUSED:
+                status, detail = EXCUSED, reason
+            else:
+                status = PASS if ok else FAIL
+                detail = reason if ok else f"expected {case.expected}, got {verdict} {reason}"
             cells.append(
                 Cell(
                     "verify:" + case.name,
                     b.name,
                     "verify",
-                    PASS if ok else FAIL,
-                    detail,
+                    status,
+                    detail.strip(),
                     time.perf_counter() - t0,
                 )
             )

@@ -9,7 +9,10 @@ through a TLS server.
 
 Cases are generated once per process (:func:`cases` is cached); all dates are
 relative to the fixed :data:`REF` and passed as ``at_time``, so verdicts never
-depend on the wall clock.
+depend on the wall clock.  A backend without a standalone verifier is judged
+through handshakes at the wall clock (:mod:`.handshakepaths`): for it the
+battery is generated around another moment, ``cases(ref)``, every date moving
+with it and no verdict changing.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ class _Cases:
         anchors: Iterable[Issued | bytes],
         accept: bool,
         server_name: str | None = HOST,
-        at_time: dt.datetime = REF,
+        at_time: dt.datetime | None = None,
     ) -> None:
         def der(x: Issued | bytes) -> bytes:
             return x if isinstance(x, bytes) else x.der
@@ -100,7 +103,7 @@ class _Cases:
                 tuple(der(a) for a in anchors),
                 server_name,
                 accept,
-                at_time,
+                REF if at_time is None else at_time,
             )
         )
 
@@ -785,12 +788,24 @@ GENERATORS: tuple[Callable[[_Cases], None], ...] = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def cases() -> tuple[PathCase, ...]:
-    """Every case, generated once per process (a second or two, mostly RSA keys)."""
-    c = _Cases()
-    for gen in GENERATORS:
-        gen(c)
+@functools.lru_cache(maxsize=8)
+def cases(ref: dt.datetime = REF) -> tuple[PathCase, ...]:
+    """Every case, generated once per process and ``ref`` (a second or two, mostly RSA keys).
+
+    ``ref`` is the moment the battery is built around (the :data:`REF` every
+    generator reads, with :data:`NB` and :data:`NA`).  They are rebound while
+    the generators run, so every date a case derives from them moves with it:
+    the same cases, the same verdicts, judged at another moment.
+    """
+    global REF, NB, NA
+    saved = REF, NB, NA
+    REF, NB, NA = ref, ref - (saved[0] - saved[1]), ref + (saved[2] - saved[0])
+    try:
+        c = _Cases()
+        for gen in GENERATORS:
+            gen(c)
+    finally:
+        REF, NB, NA = saved
     names = [x.name for x in c.out]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
