@@ -124,16 +124,17 @@ class _Cert:
 
 
 class Anchors:
-    """The trust anchors' DER and the fields the path walk needs, parsed once per context."""
+    """The trust anchors' DER and the fields the path walk needs, parsed once per context.
+
+    Every anchor must be readable by :func:`tlsc.der.certificate_fields` (the
+    context skips the others before OpenSSL sees them).
+    """
 
     def __init__(self, anchors_der: Iterable[bytes]) -> None:
         self.der = frozenset(anchors_der)
         self.by_subject: dict[bytes, list[_Cert]] = {}
         for der in self.der:
-            try:
-                fields = certificate_fields(der)
-            except DERError:
-                continue  # OpenSSL took it; it cannot be reached by name here
+            fields = certificate_fields(der)
             self.by_subject.setdefault(fields.subject, []).append(_Cert(der, fields))
 
 

@@ -186,17 +186,28 @@ def _new_context(protocol: int, role: str) -> ssl.SSLContext:
 def _load_anchors(
     ctx: ssl.SSLContext, anchors: Sequence[tuple[str, bytes]], warn: Warn
 ) -> Anchors:
-    """Every anchor OpenSSL takes into the context's store; the others are skipped with a warning.
+    """Every usable anchor, in the context's store; the others are skipped with a warning.
 
-    All at once first (one call for a whole CADIR); one by one only when some
-    anchor is refused, to name it.
+    Usable: tlsc.der reads it (so that :mod:`.checks` can walk to it: an
+    extension twice, say, is refused here) and OpenSSL takes it.  All at once
+    (one call for a whole CADIR); one by one only when OpenSSL refuses one, to
+    name it.
     """
-    usable = [der for _origin, der in anchors]
+    readable: list[tuple[str, bytes]] = []
+    for origin, der in anchors:
+        try:
+            certificate_fields(der)
+        except DERError as e:
+            warn(f"{origin}: not a usable certificate ({e}), skipped")
+            continue
+        readable.append((origin, der))
+    usable = [der for _origin, der in readable]
     try:
-        ctx.load_verify_locations(cadata=b"".join(usable))
+        if usable:
+            ctx.load_verify_locations(cadata=b"".join(usable))
     except (ssl.SSLError, ValueError):
         usable = []
-        for origin, der in anchors:
+        for origin, der in readable:
             try:
                 ctx.load_verify_locations(cadata=der)
             except (ssl.SSLError, ValueError):
