@@ -781,10 +781,68 @@ def _common_name(c: _Cases) -> None:
               server_name=name)
 
 
+def _path_building(c: _Cases) -> None:
+    """Several candidate issuers: the one OpenSSL's chain builder takes, on every backend.
+
+    OpenSSL builds one path: at each step an anchor first, else the certificates
+    as sent, keeping the candidates whose subject is the issuer's name, whose
+    subjectKeyIdentifier is the authorityKeyIdentifier (when both exist) and
+    whose key type fits the signature, and of those the first valid at the
+    verification time (else the one that expired last).  It never comes back
+    to try another candidate once a later rule fails, and Python's ``ssl``
+    (the stdlib backend) cannot make it: so no backend does (spec section 2:
+    one verdict), and these cases pin what that path is.
+    """
+    rule = "path-building"
+    root = _cert("pb Root", key_kind="rsa2048", slot=1, ca=True)
+    inter = _cert("pb Inter", key_kind="rsa2048", slot=2, ca=True, issuer=root)
+    leaf = _cert(HOST, issuer=inter, dns=(HOST,))
+    other_key = _cert("pb Inter", key_kind="rsa2048", slot=3, ca=True, issuer=root)
+    c.add(rule, "same-subject-other-key-first", [leaf, other_key, inter], [root], True)
+    c.add(rule, "same-subject-other-key-only", [leaf, other_key], [root], False)
+    old = _cert("pb Inter", key_kind="rsa2048", slot=2, ca=True, issuer=root,
+                not_before=NB - 400 * DAY, not_after=NB - DAY)
+    c.add(rule, "same-key-expired-first", [leaf, old, inter], [root], True)
+    c.add(rule, "same-key-expired-last", [leaf, inter, old], [root], True)
+    c.add(rule, "same-key-expired-only", [leaf, old], [root], False)
+    older = _cert("pb Inter", key_kind="rsa2048", slot=2, ca=True, issuer=root,
+                  not_before=NB - 800 * DAY, not_after=NB - 400 * DAY)
+    c.add(rule, "same-key-both-expired", [leaf, older, old], [root], False)
+    old_root = _cert("pb Root", key_kind="rsa2048", slot=1, ca=True,
+                     not_before=NB - 400 * DAY, not_after=NB - DAY)
+    c.add(rule, "anchors-same-key-expired-first", [leaf, inter], [old_root, root], True)
+    c.add(rule, "anchors-same-key-expired-only", [leaf, inter], [old_root], False)
+    # the "chain of pain": an expired cross-certificate of the trusted root is sent along
+    root2 = _cert("pb Root Two", key_kind="rsa2048", slot=4, ca=True)
+    cross = _cert("pb Root", key_kind="rsa2048", slot=1, ca=True, issuer=root2,
+                  not_before=NB - 400 * DAY, not_after=NB - DAY)
+    c.add(rule, "expired-cross-certificate-sent", [leaf, inter, cross], [root, root2], True)
+    c.add(rule, "expired-cross-certificate-only-path", [leaf, inter, cross], [root2], False)
+    # the same intermediate certified by an unknown root and by the trusted one
+    stranger = _cert("pb Stranger Root", key_kind="rsa2048", slot=5, ca=True)
+    by_stranger = _cert("pb Inter", key_kind="rsa2048", slot=2, ca=True, issuer=stranger)
+    c.add(rule, "cross-signed-trusted-first", [leaf, inter, by_stranger], [root], True)
+    c.add(rule, "cross-signed-untrusted-first", [leaf, by_stranger, inter], [root], False)
+    # candidates alike but for their constraints: the first one decides
+    excluded = _cert("pb Inter", key_kind="rsa2048", slot=2, ca=True, issuer=root,
+                     name_constraints=x509.NameConstraints(None, [x509.DNSName(HOST)]))
+    c.add(rule, "constrained-candidate-first", [leaf, excluded, inter], [root], False)
+    c.add(rule, "constrained-candidate-last", [leaf, inter, excluded], [root], True)
+    inter1 = _cert("pb Upper", key_kind="rsa2048", slot=6, ca=True, issuer=root)
+    inter1_len0 = _cert("pb Upper", key_kind="rsa2048", slot=6, ca=True, issuer=root,
+                        path_length=0)
+    inter2 = _cert("pb Lower", key_kind="rsa2048", slot=7, ca=True, issuer=inter1)
+    low_leaf = _cert(HOST, issuer=inter2, dns=(HOST,))
+    c.add(rule, "path-length-candidate-first", [low_leaf, inter2, inter1_len0, inter1], [root],
+          False)
+    c.add(rule, "path-length-candidate-last", [low_leaf, inter2, inter1, inter1_len0], [root],
+          True)
+
+
 GENERATORS: tuple[Callable[[_Cases], None], ...] = (
     _good, _validity, _ca_flag, _path_len, _key_usage, _eku, _names, _critical, _malformed,
     _signatures, _chains, _anchors, _weak, _structure, _anchor_strength, _name_constraints,
-    _common_name,
+    _common_name, _path_building,
 )
 
 

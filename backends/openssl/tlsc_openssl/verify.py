@@ -17,11 +17,13 @@ anchor, intermediate or leaf, ends the chain), OpenSSL's strict mode, and
 not even for name constraints (OpenSSL checks a leaf's CN against them when
 the leaf has no DNS subjectAltName, unless told never to).
 
-Dates are the policy's (inclusive at both ends): in a handshake OpenSSL
-still checks them, so that the alert it sends says "certificate expired",
-but the callback overrides its verdict with the policy's; :func:`verify_chain`
-turns OpenSSL's time check off instead (:data:`CHAIN_STORE_FLAGS`) as it has
-no callback.
+Dates are the policy's (inclusive at both ends): OpenSSL still checks them,
+at the wall clock in a handshake and at ``at_time`` in :func:`verify_chain`,
+because it also uses them to choose among candidate issuers (the first one
+valid then); in a handshake the callback overrides OpenSSL's verdict on a
+date with the policy's, and :func:`verify_chain`, which has no callback,
+verifies again with OpenSSL's time check off (:data:`CHAIN_STORE_FLAGS`)
+when OpenSSL's only objection is the notAfter second the spec still accepts.
 """
 
 from __future__ import annotations
@@ -112,15 +114,23 @@ def configure_store(store: crypto.X509Store, flags: int) -> None:
         lib.X509_VERIFY_PARAM_free(param)
 
 
-def new_store(anchors: Iterable[x509.Certificate]) -> crypto.X509Store:
-    """A store for :func:`verify_chain`: ``anchors`` that OpenSSL accepts, its flags."""
+def new_store(
+    anchors: Iterable[x509.Certificate], at_time: datetime | None = None
+) -> crypto.X509Store:
+    """A store for :func:`verify_chain`: ``anchors`` that OpenSSL accepts.
+
+    With ``at_time``, OpenSSL judges dates at that moment (as a handshake
+    does at the wall clock); without, it does not judge them at all.
+    """
     store = crypto.X509Store()
     for cert in anchors:
         try:
             store.add_cert(crypto.X509.from_cryptography(cert))
         except crypto.Error:
             continue  # same as client_context: unusable anchors are skipped
-    configure_store(store, CHAIN_STORE_FLAGS)
+    configure_store(store, STORE_FLAGS if at_time is not None else CHAIN_STORE_FLAGS)
+    if at_time is not None:
+        store.set_time(at_time)
     return store
 
 
@@ -241,11 +251,21 @@ def verify_chain(
             anchors.append(x509.load_der_x509_certificate(der))
         except ValueError:
             continue  # same as client_context: unusable anchors are skipped
-    store = new_store(anchors)
     leaf = crypto.X509.from_cryptography(chain[0])
     untrusted = [crypto.X509.from_cryptography(c) for c in chain[1:]]
     try:
-        verified = crypto.X509StoreContext(store, leaf, untrusted).get_verified_chain()
+        try:
+            verified = crypto.X509StoreContext(
+                new_store(anchors, now), leaf, untrusted
+            ).get_verified_chain()
+        except crypto.X509StoreContextError as e:
+            code = e.errors[0]
+            if code not in _TIME_ERRORS or time_problem(e.certificate.to_cryptography(), now):
+                raise
+            # OpenSSL's notAfter is exclusive, the spec's inclusive: dates to the policy.
+            verified = crypto.X509StoreContext(
+                new_store(anchors), leaf, untrusted
+            ).get_verified_chain()
     except crypto.X509StoreContextError as e:
         code, _depth, message = e.errors
         raise verification_error(*describe_verify_error(code, message)) from None

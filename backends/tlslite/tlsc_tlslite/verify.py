@@ -14,8 +14,10 @@ The rules, and the order they are applied in, follow OpenSSL's
 ``X509_verify_cert`` so that both backends give the same verdict *and* the
 same reason when a chain has a single fault:
 
-1. build the path by names, trusted anchors first (partial chains: any anchor
-   ends the path, the leaf itself included);
+1. build the one path OpenSSL builds (:func:`_build`: anchors first, then the
+   certificates sent; candidates by name, key identifier and key type, the
+   first valid now preferred; partial chains: any anchor ends the path, the
+   leaf itself included);
 2. extensions: unknown critical extensions, an extension twice,
    basicConstraints CA and pathLenConstraint for every issuer,
    keyUsage/extendedKeyUsage, then RFC 5280's structure as OpenSSL's strict
@@ -502,18 +504,6 @@ class _Anchors:
         self.anchors = list(anchors)
         self.ders = {a.der for a in self.anchors}
 
-    def matching(self, c: _Cert) -> _Cert | None:
-        """The anchor that *is* ``c``: same DER, or same subject and public key."""
-        if c.der in self.ders:
-            return next(a for a in self.anchors if a.der == c.der)
-        for a in self.anchors:
-            if a.spki_der == c.spki_der and a.subject == c.subject:
-                return a
-        return None
-
-    def issuers_of(self, c: _Cert) -> list[_Cert]:
-        return [a for a in self.anchors if a.subject == c.issuer]
-
 
 def _quiet_signature_ok(child: _Cert, issuer: _Cert) -> bool:
     try:
@@ -522,42 +512,98 @@ def _quiet_signature_ok(child: _Cert, issuer: _Cert) -> bool:
         return False
 
 
-def _first_verified(child: _Cert, candidates: list[_Cert]) -> _Cert | None:
-    return next((c for c in candidates if _quiet_signature_ok(child, c)), None)
+#: Which public key algorithms can have made which signature algorithm.
+_KEY_FOR_SIGNATURE = {
+    "rsassa_pkcs1v15": {"rsa"},
+    "rsassa_pss": {"rsa", "rsassa_pss"},
+    "ecdsa": {"ec"},
+    "dsa": {"dsa"},
+    "ed25519": {"ed25519"},
+    "ed448": {"ed448"},
+}
 
 
-def _build(chain: list[_Cert], anchors: _Anchors) -> tuple[list[_Cert], _Cert | None]:
+def _may_have_issued(issuer: _Cert, child: _Cert) -> bool:
+    """OpenSSL's ``ossl_x509_likely_issued``: name, key identifiers, key type.
+
+    No signature is checked here (a wrong one is reported later, for the
+    issuer chosen): the issuer's subject is the child's issuer name; the
+    child's authorityKeyIdentifier, where present, names the issuer's
+    subjectKeyIdentifier (and serial and issuer, where it gives them); and
+    the issuer's key is of the kind that makes the child's signature.
+    """
+    if issuer.subject != child.issuer:
+        return False
+    aki = child.cert.authority_key_identifier_value
+    if aki is not None:
+        key_id = aki["key_identifier"].native
+        ski = issuer.cert.key_identifier
+        if key_id is not None and ski is not None and key_id != ski:
+            return False
+        serial = aki["authority_cert_serial_number"].native
+        if serial is not None and serial != issuer.cert.serial_number:
+            return False
+        names = aki["authority_cert_issuer"]
+        if names.native is not None and not any(
+            n.name == "directory_name" and n.chosen == issuer.issuer for n in names
+        ):
+            return False
+    try:
+        signature = child.cert["signature_algorithm"].signature_algo
+    except ValueError:
+        return True  # an unknown algorithm: reported by the signature check
+    algorithm = issuer.cert["tbs_certificate"]["subject_public_key_info"].algorithm
+    return algorithm in _KEY_FOR_SIGNATURE.get(signature, {algorithm})
+
+
+def _valid_at(c: _Cert, now: datetime) -> bool:
+    validity = c.cert["tbs_certificate"]["validity"]
+    return bool(validity["not_before"].native <= now <= validity["not_after"].native)
+
+
+def _pick(candidates: list[_Cert], now: datetime) -> _Cert | None:
+    """OpenSSL's choice among issuers: the first valid now, else the last to expire."""
+    latest = None
+    for c in candidates:
+        if _valid_at(c, now):
+            return c
+        not_after = c.cert["tbs_certificate"]["validity"]["not_after"].native
+        if latest is None or not_after > latest[0]:
+            latest = (not_after, c)
+    return latest[1] if latest else None
+
+
+def _build(
+    chain: list[_Cert], anchors: _Anchors, now: datetime
+) -> tuple[list[_Cert], _Cert | None]:
     """(path below the anchor, leaf first; the anchor) or raise unknown CA.
 
-    The anchor is None when the leaf itself is trusted (path is then [leaf]).
-    Issuers are found by name; among name matches, one whose signature
-    verifies wins (a trusted one first, as OpenSSL's trusted-first search).
-    When only bad signatures match, the name match is kept so that the
-    failure is reported later as a signature failure, as OpenSSL does.
+    The path OpenSSL's ``build_chain`` takes, so that every backend judges
+    the same path (the stdlib backend has OpenSSL's and no other): the leaf
+    itself when it is an anchor (the same DER); else, step by step, an
+    issuer among the anchors first, else among the certificates sent (in
+    their order, each used once), keeping the candidates that
+    :func:`_may_have_issued` the certificate and, of those, the first valid
+    at ``now`` or else the one that expired last (:func:`_pick`).  A
+    candidate is never revisited when a later rule fails: OpenSSL does not
+    backtrack either.  The anchor is None when the leaf itself is trusted.
     """
     leaf = chain[0]
-    if anchors.matching(leaf) is not None:
+    if leaf.der in anchors.ders:
         return [leaf], None
     path = [leaf]
-    used = {0}
+    used = {leaf.der}
     while True:
         cur = path[-1]
-        trusted_cands = anchors.issuers_of(cur)
-        anchor = _first_verified(cur, trusted_cands)
+        anchor = _pick([a for a in anchors.anchors if _may_have_issued(a, cur)], now)
         if anchor is not None:
             return path, anchor
-        cands = [(i, c) for i, c in enumerate(chain) if i not in used and c.subject == cur.issuer]
-        chosen = _first_verified(cur, [c for _, c in cands])
+        chosen = _pick(
+            [c for c in chain if c.der not in used and _may_have_issued(c, cur)], now
+        )
         if chosen is None:
-            if trusted_cands:
-                return path, trusted_cands[0]  # fails as a bad signature
-            if not cands:
-                break
-            chosen = cands[0][1]
-        used.add(next(i for i, c in cands if c is chosen))
-        trusted = anchors.matching(chosen)
-        if trusted is not None:
-            return path, trusted
+            break
+        used.add(chosen.der)
         if len(path) >= MAX_DEPTH:
             raise ChainError(Reason.CHAIN_TOO_LONG, None, "unknown_ca")
         path.append(chosen)
@@ -623,7 +669,7 @@ class TrustStore:
                     "bad_certificate",
                 ) from None
         try:
-            path, anchor = _build(chain, self._anchors)
+            path, anchor = _build(chain, self._anchors, now)
             everything = path + ([anchor] if anchor is not None else [])
             _check_extensions(path, anchor, peer)
             _structure(everything)
