@@ -38,11 +38,34 @@ def test_path_battery_passes(name: str) -> None:
     assert not [c for c in cells if not c.ok], [c for c in cells if not c.ok][:5]
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+def test_path_battery_passes_through_handshakes(name: str) -> None:
+    """Every case again, as a real handshake against a server presenting the chain."""
+    cells = harness.run_path_handshakes([harness.get_backend(name)])
+    assert not [c for c in cells if not c.ok], [c for c in cells if not c.ok][:5]
+    # only the cases a handshake at the wall clock cannot stage are excused
+    excused = {c.scenario for c in cells if c.status == "excused"}
+    assert excused and all(s.startswith("verify:validity/") for s in excused), excused
+
+
 def test_backends_agree() -> None:
-    cells = harness.run_path_battery([harness.get_backend(n) for n in BACKENDS])
-    cells += harness.run_scenarios([harness.get_backend(n) for n in BACKENDS], memory.SCENARIOS,
-                                   "memory")
+    backends = [harness.get_backend(n) for n in BACKENDS]
+    cells = harness.run_path_battery(backends)
+    cells += harness.run_path_handshakes(backends)
+    cells += harness.run_scenarios(backends, memory.SCENARIOS, "memory")
     assert harness.disagreements(cells) == []
+
+
+def test_handshake_battery_catches_a_handshake_that_accepts_anything() -> None:
+    """A backend whose handshakes verify nothing: the handshake battery must turn red."""
+    import dataclasses
+
+    lax = _Wrapped(harness.get_backend("openssl"), _Proxy,
+                   lambda config: dataclasses.replace(config, verify=False))
+    rules = {"rfc5280-structure", "name-constraints", "anchor-key-strength"}
+    cells = harness.run_path_handshakes([lax], [c for c in cases() if c.rule in rules])
+    failed = {c.scenario.split("/")[0] for c in cells if not c.ok}
+    assert failed == {f"verify:{r}" for r in rules}
 
 
 class _AcceptAll:

@@ -5,7 +5,8 @@ TLS 1.2 minimum, no renegotiation, security level 2 (RSA keys under 2048
 bits and SHA-1/MD5 signatures refused, the anchor's key included), partial
 chains (any anchor, an intermediate or a leaf, ends a chain) and OpenSSL's
 strict RFC 5280 mode.  OpenSSL's host check is never configured: the name is
-:mod:`.checks`'s, with the same matcher as every backend.
+:mod:`.checks`'s, with the same matcher as every backend; and OpenSSL never
+reads a CN as a name, for name constraints either.
 
 Files never touch a disk: the certificate chain and the private key are
 handed to ``load_cert_chain`` as ``/proc/self/fd/N`` of anonymous memory
@@ -178,6 +179,10 @@ def _new_context(protocol: int, role: str) -> ssl.SSLContext:
         ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
         ctx.set_ciphers(CIPHERS)
         ctx.verify_flags |= VERIFY_FLAGS
+        # X509_CHECK_FLAG_NEVER_CHECK_SUBJECT: the subject's CN is never a name, not
+        # even for name constraints (OpenSSL checks a leaf's CN against them when the
+        # leaf has no DNS subjectAltName, unless told never to: spec section 2).
+        ctx.hostname_checks_common_name = False
     except (ssl.SSLError, ValueError) as e:
         raise _engine(f"create a TLS {role} context", e) from None
     return ctx

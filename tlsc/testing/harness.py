@@ -26,6 +26,7 @@ __all__ = [
     "get_backend",
     "path_judge",
     "run_path_battery",
+    "run_path_handshakes",
 ]
 
 PASS, FAIL, EXCUSED = "pass", "fail", "excused"
@@ -127,26 +128,22 @@ def path_judge(backend: Backend) -> Callable[[Any], tuple[str, str]]:
     if backend.info().capabilities.standalone_verifier:
         verify = verify_chain_of(backend)
         return lambda case: judge(verify, case)
-    from . import handshakepaths
-
-    return lambda case: handshakepaths.judge(backend, case)
+    return handshake_judge(backend)
 
 
-def run_path_battery(backends: Sequence[Backend], cases: Sequence[Any] | None = None) -> list[Cell]:
-    """Every path case through every backend's ``verify_chain`` (or handshakes, see path_judge).
-
-    A cell fails when the verdict differs from the spec's, or when the backend
-    raised anything but :class:`VerificationError`.  Disagreement between
-    backends is then implied (each is compared with the same expectation);
-    :func:`disagreements` lists it explicitly.
-    """
+def _path_cells(
+    backends: Sequence[Backend],
+    cases: Sequence[Any] | None,
+    peer: str,
+    judge_of: Callable[[Backend], Callable[[Any], tuple[str, str]]],
+) -> list[Cell]:
     if cases is None:
         from .pathcases import cases as all_cases
 
         cases = all_cases()
     cells = []
     for b in backends:
-        judge_case = path_judge(b)
+        judge_case = judge_of(b)
         for case in cases:
             t0 = time.perf_counter()
             verdict, reason = judge_case(case)
@@ -160,13 +157,45 @@ def run_path_battery(backends: Sequence[Backend], cases: Sequence[Any] | None = 
                 Cell(
                     "verify:" + case.name,
                     b.name,
-                    "verify",
+                    peer,
                     status,
                     detail.strip(),
                     time.perf_counter() - t0,
                 )
             )
     return cells
+
+
+def handshake_judge(backend: Backend) -> Callable[[Any], tuple[str, str]]:
+    """``backend`` judged on a path case by a real handshake (:mod:`.handshakepaths`)."""
+    from . import handshakepaths
+
+    return lambda case: handshakepaths.judge(backend, case)
+
+
+def run_path_handshakes(
+    backends: Sequence[Backend], cases: Sequence[Any] | None = None
+) -> list[Cell]:
+    """Every path case through a real handshake of every backend (peer ``handshake``).
+
+    The same battery as :func:`run_path_battery`, judged the way a user meets
+    it: the backend's client session against a server presenting the case's
+    chain.  For a backend with a standalone verifier this proves that the
+    handshake and ``verify_chain`` reach one verdict; across backends,
+    :func:`disagreements` compares them case by case.
+    """
+    return _path_cells(backends, cases, "handshake", handshake_judge)
+
+
+def run_path_battery(backends: Sequence[Backend], cases: Sequence[Any] | None = None) -> list[Cell]:
+    """Every path case through every backend's ``verify_chain`` (or handshakes, see path_judge).
+
+    A cell fails when the verdict differs from the spec's, or when the backend
+    raised anything but :class:`VerificationError`.  Disagreement between
+    backends is then implied (each is compared with the same expectation);
+    :func:`disagreements` lists it explicitly.
+    """
+    return _path_cells(backends, cases, "verify", path_judge)
 
 
 def disagreements(cells: Sequence[Cell]) -> list[str]:
@@ -214,6 +243,7 @@ def run_all(names: Sequence[str] | None = None, *, live: bool = True) -> Report:
     backends = [get_backend(n) for n in chosen]
     report = Report()
     report.extend(run_path_battery(backends))
+    report.extend(run_path_handshakes(backends))
     report.extend(run_scenarios(backends, memory.SCENARIOS, "pyopenssl-memory"))
     if live:
         from . import live as live_mod

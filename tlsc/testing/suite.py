@@ -30,7 +30,7 @@ require(PYTEST)  # the testing extra, named, rather than a bare ModuleNotFoundEr
 import pytest  # noqa: E402
 
 from . import duplex, live, memory, starttls  # noqa: E402
-from .harness import EXCUSED, excuse, get_backend, path_judge  # noqa: E402
+from .harness import EXCUSED, excuse, get_backend, handshake_judge, path_judge  # noqa: E402
 from .pathcases import cases  # noqa: E402
 
 __all__ = ["BackendConformance"]
@@ -61,6 +61,17 @@ class BackendConformance:
     @pytest.mark.parametrize("case", cases(), ids=_ids(cases()))
     def test_path_validation(self, backend: Any, case: Any) -> None:
         verdict, reason = path_judge(backend)(case)
+        if verdict == EXCUSED:
+            pytest.skip(reason)
+        want = case.expected
+        assert verdict == want, f"{case.name}: expected {want}, got {verdict} {reason}"
+
+    @pytest.mark.parametrize("case", cases(), ids=_ids(cases()))
+    def test_path_validation_by_handshake(self, backend: Any, case: Any) -> None:
+        """The same case through a real handshake: one verdict, handshake or not."""
+        if not backend.info().capabilities.standalone_verifier:
+            pytest.skip("judged through handshakes by test_path_validation already")
+        verdict, reason = handshake_judge(backend)(case)
         if verdict == EXCUSED:
             pytest.skip(reason)
         want = case.expected
