@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.support import run as runmod
-from tests.support.certs import PKI, Issued, build_pki
 from tests.support.peers import PyPeer, SServer
 from tests.support.progs import Probe
+from tlsc.testing.pki import PKI, Credential, build_pki
 
 
 def installed_backends() -> list[str]:
@@ -70,7 +70,7 @@ def sserver():
     """Factory: ``sserver(leaf, tls="1.3", extra=[...])`` -> a running openssl s_server."""
     started: list[SServer] = []
 
-    def make(leaf: Issued, *, tls: str | None = None, mode: str = "rev",
+    def make(leaf: Credential, *, tls: str | None = None, mode: str = "rev",
              chain: Path | None | bool = True, extra=()) -> SServer:
         if chain is True:
             chain = leaf.issuers_pem
@@ -91,7 +91,7 @@ def pypeer():
     """Factory: ``pypeer(leaf, tls="1.2", send_text=..., close="eof", ...)`` (see pypeer.py)."""
     started: list[PyPeer] = []
 
-    def make(leaf: Issued | None = None, **opts) -> PyPeer:
+    def make(leaf: Credential | None = None, **opts) -> PyPeer:
         if leaf is not None:
             opts.setdefault("cert", leaf.chain_pem)
             opts.setdefault("key", leaf.key_pem)

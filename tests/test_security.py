@@ -33,10 +33,10 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from tests.support import run as runmod
-from tests.support.certs import LOCAL_SANS, PKI, Factory, Issued
 from tests.support.progs import marker_prog
 from tests.support.run import base_env
 from tests.support.serve import Listener
+from tlsc.testing.pki import PKI, Credential, credential
 
 ENV_DUMP = Path(__file__).parent / "support" / "environ_dump.py"
 TLSCLIENT = [sys.executable, "-m", "tlsc.tlsclient"]
@@ -259,13 +259,10 @@ WILDCARDS = [
 
 
 @pytest.fixture(scope="session")
-def name_certs(pki, tmp_path_factory) -> dict[str, Issued]:
-    f = Factory(tmp_path_factory.mktemp("names"))
-    f.serial = 50000
-    out = {}
-    for i, san in enumerate(sorted({w[0] for w in WILDCARDS})):
-        out[san] = f.issue(f"name{i}", issuer=pki.inter, sans=(x509.DNSName(san),))
-    return out
+def name_certs(pki, tmp_path_factory) -> dict[str, Credential]:
+    d = tmp_path_factory.mktemp("names")
+    return {san: credential(d, f"name{i}", issuer=pki.inter, dns=(san,), ips=())
+            for i, san in enumerate(sorted({w[0] for w in WILDCARDS}))}
 
 
 @pytest.mark.parametrize("san,host,ok", WILDCARDS,
@@ -448,10 +445,9 @@ INJECTION_SUBJECTS = {
 
 
 @pytest.fixture(scope="session")
-def injection_certs(pki, tmp_path_factory) -> dict[str, Issued]:
-    f = Factory(tmp_path_factory.mktemp("inject"))
-    f.serial = 60000
-    return {k: f.issue(f"inj{i}", issuer=pki.inter, subject=_subject(**attrs), sans=LOCAL_SANS)
+def injection_certs(pki, tmp_path_factory) -> dict[str, Credential]:
+    d = tmp_path_factory.mktemp("inject")
+    return {k: credential(d, f"inj{i}", issuer=pki.inter, subject=_subject(**attrs))
             for i, (k, attrs) in enumerate(INJECTION_SUBJECTS.items())}
 
 

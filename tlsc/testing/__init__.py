@@ -5,7 +5,8 @@ very battery the bundled backends pass.  Nothing here is imported by ``tlsc``
 itself, and the submodules import ``cryptography``/``pyOpenSSL``/``pytest``
 only when used: a production install never pays for them.
 
-* :mod:`.certs`     -- a certificate factory (keys generated once per process);
+* :mod:`.certs`     -- the certificate factory of every test (keys generated once per process);
+* :mod:`.pki`       -- a whole test PKI written to files, for end-to-end tests;
 * :mod:`.pathcases` -- the path-validation battery: cases with expected verdicts;
 * :mod:`.memory`    -- handshake checks against an in-memory pyOpenSSL server;
 * :mod:`.live`      -- handshake checks over real sockets against real servers;

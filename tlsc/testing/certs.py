@@ -1,9 +1,19 @@
-"""A certificate factory for conformance tests, built on ``cryptography``.
+"""The certificate factory of every test (tlsc's own and a third-party backend's).
+
+Three levels, each built on the one below:
+
+* :func:`issue` -- one certificate, every extension a keyword away (defaults
+  are those of a well-formed WebPKI-like certificate);
+* :func:`chain` -- root -> intermediate -> server leaf, plus client
+  certificates from the same intermediate (:meth:`Chain.client`);
+* :mod:`tlsc.testing.pki` -- a whole PKI written to files, for tests that run
+  real programs.
 
 Keys are the slow part (RSA generation), so they are cached per process by
 ``(kind, slot)``: every certificate that needs "an RSA key" shares one, and a
-case that needs a *different* key (a wrong signature) asks for another slot.
-Signing is cheap, so certificates are made fresh for every case.
+case that needs a *different* key (a wrong signature) asks for another slot
+(``slot=None``: a fresh key).  Signing is cheap, so certificates are made
+fresh for every case.
 
 ``cryptography`` refuses to sign with SHA-1 or MD5 and cannot produce broken
 DER; :func:`resign` and :func:`corrupt_signature` do that by hand on the DER.
@@ -29,14 +39,17 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
 __all__ = [
     "DAY",
+    "Chain",
     "Issued",
     "KEY_KINDS",
     "corrupt_signature",
     "der_tlv",
     "duplicate_extension",
     "edit_extensions",
+    "chain",
     "issue",
     "key",
+    "name",
     "private_key_for",
     "resign",
     "unknown_extension",
@@ -54,10 +67,21 @@ KEY_KINDS = (
 _BY_PUBLIC_KEY: dict[bytes, PrivateKey] = {}
 
 
+def key(kind: str = "p256", slot: int | None = 0) -> PrivateKey:
+    """A private key of ``kind``; the same object for the same ``(kind, slot)``.
+
+    ``slot=None`` makes a fresh key, cached nowhere (:func:`private_key_for`
+    still finds it).
+    """
+    return _remember(_generate(kind)) if slot is None else _cached_key(kind, slot)
+
+
 @functools.cache
-def key(kind: str = "p256", slot: int = 0) -> PrivateKey:
-    """A private key of ``kind``; the same object for the same ``(kind, slot)``."""
-    k = _generate(kind)
+def _cached_key(kind: str, slot: int) -> PrivateKey:
+    return _remember(_generate(kind))
+
+
+def _remember(k: PrivateKey) -> PrivateKey:
     _BY_PUBLIC_KEY[_spki(k.public_key())] = k
     return k
 
@@ -115,10 +139,16 @@ class Issued:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def key_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM."""
+        return self._key_bytes(serialization.Encoding.PEM)
+
+    def key_der(self) -> bytes:
+        """The private key as unencrypted PKCS#8 DER."""
+        return self._key_bytes(serialization.Encoding.DER)
+
+    def _key_bytes(self, encoding: serialization.Encoding) -> bytes:
         return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
+            encoding, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
 
     def with_der(self, der: bytes) -> Issued:
@@ -126,10 +156,11 @@ class Issued:
         return Issued(x509.load_der_x509_certificate(der), self.key)
 
 
-def _name(cn: str) -> x509.Name:
+def name(cn: str, *, org: str = "tlsc conformance") -> x509.Name:
+    """The subject :func:`issue` gives ``cn``: O=``org``, CN=``cn``."""
     return x509.Name(
         [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tlsc conformance"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
             x509.NameAttribute(NameOID.COMMON_NAME, cn),
         ]
     )
@@ -161,7 +192,7 @@ def issue(
     *,
     issuer: Issued | None = None,
     key_kind: str = "p256",
-    slot: int = 0,
+    slot: int | None = 0,
     ca: bool = False,
     path_length: int | None = None,
     basic_constraints: bool | None = True,
@@ -196,7 +227,8 @@ def issue(
     authorityKeyIdentifier holding the issuer's key id.
     ``basic_constraints=None`` omits the extension; ``key_usage=None`` and
     ``eku=None`` likewise.  ``signer_key`` signs instead of the issuer's key
-    (a wrong signature with a right-looking issuer).
+    (a wrong signature with a right-looking issuer).  ``hash_alg`` SHA-1 or MD5
+    (which ``cryptography`` refuses) goes through :func:`resign`.
 
     RFC 5280 structure, for the strict-mode cases: ``ski=False`` omits the
     subjectKeyIdentifier; ``aki`` is ``"keyid"``, ``"issuer-serial"`` (an
@@ -207,7 +239,7 @@ def issue(
     """
     k = key(key_kind, slot)
     if subject is None:
-        subject = _name(cn)
+        subject = name(cn)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -251,18 +283,76 @@ def issue(
     for ext, critical in extra:
         builder = builder.add_extension(ext, critical=critical)
     signer = signer_key if signer_key is not None else (issuer.key if issuer else k)
+    weak = hash_alg.name if isinstance(hash_alg, (hashes.SHA1, hashes.MD5)) else None
+    algorithm = hashes.SHA256() if weak or hash_alg is None else hash_alg
     if isinstance(signer, ed25519.Ed25519PrivateKey):
         cert = builder.sign(signer, None)
     elif pss and isinstance(signer, rsa.RSAPrivateKey):
-        algorithm = hash_alg or hashes.SHA256()
         cert = builder.sign(
             signer,
             algorithm,
             rsa_padding=padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size),
         )
     else:
-        cert = builder.sign(signer, hash_alg or hashes.SHA256())
+        cert = builder.sign(signer, algorithm)
+    if weak:
+        return _resign(Issued(cert, k), signer, weak)
     return Issued(cert, k)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A root, an intermediate under it and a server's leaf under that (see :func:`chain`)."""
+
+    root: Issued
+    inter: Issued
+    leaf: Issued
+
+    @property
+    def ders(self) -> list[bytes]:
+        """What the server sends: the leaf then the intermediate, DER."""
+        return [self.leaf.der, self.inter.der]
+
+    def client(self, key_kind: str = "p256", **issue_options: Any) -> Issued:
+        """A client certificate from this chain's intermediate: EKU clientAuth, valid
+        like the leaf, a key of its own (slot 24); ``issue_options`` override."""
+        for option, value in (
+            ("slot", 24),
+            ("eku", (ExtendedKeyUsageOID.CLIENT_AUTH,)),
+            ("not_before", self.leaf.cert.not_valid_before_utc),
+            ("not_after", self.leaf.cert.not_valid_after_utc),
+        ):
+            issue_options.setdefault(option, value)
+        return issue("client", issuer=self.inter, key_kind=key_kind, **issue_options)
+
+
+def chain(
+    cn: str = "server.test",
+    *,
+    root_kind: str = "rsa2048",
+    inter_kind: str = "rsa2048",
+    leaf_kind: str = "rsa2048",
+    dns: Sequence[str] | None = None,
+    ips: Sequence[str] = ("192.0.2.1",),
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> Chain:
+    """root -> intermediate -> a server leaf for ``cn`` (and ``dns``, ``ips``), valid now.
+
+    The three keys are of the kinds asked for, in slots 21, 22 and 23 (apart
+    from the conformance battery's), so chains asked for with the same kinds
+    share their keys and names: one root, however often a test asks.  The
+    leaf is for servers only (EKU serverAuth).  Validity: from a day ago for
+    30 days, unless ``not_before``/``not_after`` say otherwise.
+    """
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    span = {"not_before": not_before or now - DAY, "not_after": not_after or now + 30 * DAY}
+    root = issue(f"Root {root_kind}", key_kind=root_kind, slot=21, ca=True, **span)
+    inter = issue(f"Inter {inter_kind}", issuer=root, key_kind=inter_kind, slot=22, ca=True,
+                  **span)
+    leaf = issue(cn, issuer=inter, key_kind=leaf_kind, slot=23, dns=(cn,) if dns is None else dns,
+                 ips=ips, eku=(ExtendedKeyUsageOID.SERVER_AUTH,), **span)
+    return Chain(root, inter, leaf)
 
 
 def unknown_extension(oid: str = "1.3.6.1.4.1.55555.1") -> x509.UnrecognizedExtension:
@@ -313,7 +403,11 @@ def resign(issued: Issued, issuer: Issued, digest: str) -> Issued:
     is rewritten by hand: swap the AlgorithmIdentifier, sign, reassemble.
     ``issued`` must have been signed with SHA-256 by a key of the same type.
     """
-    family = "rsa" if isinstance(issuer.key, rsa.RSAPrivateKey) else "ec"
+    return _resign(issued, issuer.key, digest)
+
+
+def _resign(issued: Issued, signer: PrivateKey, digest: str) -> Issued:
+    family = "rsa" if isinstance(signer, rsa.RSAPrivateKey) else "ec"
     old, new = ALG[(family, "sha256")], ALG[(family, digest)]
     tbs_content, _ = _der_split(issued.cert.tbs_certificate_bytes)
     if old not in tbs_content:
@@ -321,9 +415,9 @@ def resign(issued: Issued, issuer: Issued, digest: str) -> Issued:
     tbs = der_tlv(0x30, tbs_content.replace(old, new, 1))
     hash_alg = {"sha1": hashes.SHA1(), "md5": hashes.MD5()}[digest]
     if family == "rsa":
-        signature = issuer.key.sign(tbs, padding.PKCS1v15(), hash_alg)
+        signature = signer.sign(tbs, padding.PKCS1v15(), hash_alg)
     else:
-        signature = issuer.key.sign(tbs, ec.ECDSA(hash_alg))
+        signature = signer.sign(tbs, ec.ECDSA(hash_alg))
     return issued.with_der(der_tlv(0x30, tbs + new + der_tlv(0x03, b"\x00" + signature)))
 
 
