@@ -8,8 +8,6 @@ A client session from ``backend.client_context`` and a server session from
 from __future__ import annotations
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from OpenSSL import SSL
 
 from tlsc.session import (
@@ -22,9 +20,10 @@ from tlsc.session import (
     Truncated,
     VerificationError,
 )
+from tlsc.testing.pki import credential
 from tlsc_openssl import backend
 
-HOST = "host.example"
+HOST = "localhost"  # the name every good leaf of the PKI carries
 TLS12 = SSL.TLS1_2_VERSION
 TLS13 = SSL.TLS1_3_VERSION
 BOTH = pytest.mark.parametrize("version", [TLS12, TLS13], ids=["tls12", "tls13"])
@@ -34,12 +33,11 @@ def _quiet(msg: str) -> None:
     pass
 
 
-def server_config(pki, leaf="ecdsa", *, verify_client=False, anchors=None, encoding=None):
-    chain = pki.chain(leaf)
-    enc = encoding or serialization.Encoding.PEM
+def server_config(pki, leaf="leaf_ec", *, verify_client=False, anchors=None):
+    chain = getattr(pki, leaf).served_chain()
     return ServerConfig(
         cert_chain=[c.der for c in chain],
-        private_key=chain[0].key_bytes(enc),
+        private_key=chain[0].issued.key_pem(),
         verify_client=verify_client,
         anchors=[("root", pki.root.der)] if anchors is None else anchors,
     )
@@ -48,7 +46,7 @@ def server_config(pki, leaf="ecdsa", *, verify_client=False, anchors=None, encod
 def client_config(pki, *, name=HOST, client=None) -> ClientConfig:
     kw = {}
     if client is not None:
-        kw = {"cert_chain": [client.der, pki.inter.der], "private_key": client.key_bytes()}
+        kw = {"cert_chain": [client.der, pki.inter.der], "private_key": client.issued.key_pem()}
     return ClientConfig(anchors=[("root", pki.root.der)], server_name=name, **kw)
 
 
@@ -97,7 +95,7 @@ def test_capabilities_say_server():
 
 
 @BOTH
-@pytest.mark.parametrize("leaf", ["ecdsa", "rsa"])
+@pytest.mark.parametrize("leaf", ["leaf_ec", "leaf_rsa"])
 def test_handshake_data_and_facts(pki, version, leaf):
     client, server = sessions(client_config(pki), server_config(pki, leaf), version)
     assert isinstance(server, Session)
@@ -109,11 +107,11 @@ def test_handshake_data_and_facts(pki, version, leaf):
     assert cf.protocol == sf.protocol == name
     assert cf.cipher == sf.cipher and cf.cipher
     if version == TLS12:
-        kind = "RSA" if leaf == "rsa" else "ECDSA"
+        kind = "RSA" if leaf == "leaf_rsa" else "ECDSA"
         assert sf.cipher.startswith(f"ECDHE-{kind}-")
     assert sf.server_name == HOST  # the SNI the client sent
     assert sf.peer_certificate is None  # no client certificate asked for
-    assert cf.peer_certificate == pki.leaves[leaf].der
+    assert cf.peer_certificate == getattr(pki, leaf).der
 
 
 def test_no_sni_received(pki):
@@ -123,15 +121,15 @@ def test_no_sni_received(pki):
 
 
 def test_ip_name_sends_no_sni(pki):
-    client, server = sessions(client_config(pki, name="192.0.2.1"), server_config(pki, "ip"))
+    client, server = sessions(client_config(pki, name="127.0.0.1"), server_config(pki))
     handshake(client, server)
     assert server.facts().server_name is None
 
 
 @BOTH
-@pytest.mark.parametrize("kind", ["client_ecdsa", "client_rsa", "client_ed25519"])
+@pytest.mark.parametrize("kind", ["ecdsa", "rsa", "ed25519"])
 def test_client_certificate_required_and_present(pki, version, kind):
-    cert = pki.leaves[kind]
+    cert = pki.inter_clients[kind]
     client, server = sessions(
         client_config(pki, client=cert), server_config(pki, verify_client=True), version
     )
@@ -153,17 +151,16 @@ def test_client_certificate_required_and_missing(pki, version):
 
 @pytest.mark.parametrize(
     ("label", "why"),
-    [("rsa", "purpose"), ("unknown_ca", "issuer|unknown CA")],
+    [("leaf_rsa", "purpose"), ("unknown_ca", "issuer|unknown CA")],
 )
 def test_client_certificate_refused(pki, label, why):
     """A serverAuth-only leaf, one from an unknown CA: refused as client certificates."""
-    cert = pki.leaves[label]
-    chain = pki.chain(label)
+    cert = getattr(pki, label)
     ccfg = ClientConfig(
         anchors=[("root", pki.root.der)],
         server_name=HOST,
-        cert_chain=[c.der for c in chain],
-        private_key=cert.key_bytes(),
+        cert_chain=[c.der for c in cert.served_chain()],
+        private_key=cert.issued.key_pem(),
     )
     client, server = sessions(ccfg, server_config(pki, verify_client=True))
     with pytest.raises(VerificationError, match=why):
@@ -171,19 +168,18 @@ def test_client_certificate_refused(pki, label, why):
 
 
 def test_partial_chain_anchor_for_clients(pki):
-    cert = pki.leaves["client_ecdsa"]
+    cert = pki.inter_clients["ecdsa"]
     scfg = server_config(pki, verify_client=True, anchors=[("inter", pki.inter.der)])
     client, server = sessions(client_config(pki, client=cert), scfg)
     handshake(client, server)
     assert server.facts().peer_certificate == cert.der
 
 
-def test_der_key_and_ed25519_server(pki, cert_factory):
-    key = ed25519.Ed25519PrivateKey.generate()
-    leaf = cert_factory(HOST, key=key, issuer=pki.inter, dns=(HOST,))
+def test_der_key_and_ed25519_server(pki, tmp_path):
+    leaf = credential(tmp_path, "ed25519", issuer=pki.inter, key_kind="ed25519")
     scfg = ServerConfig(
         cert_chain=[leaf.der, pki.inter.der],
-        private_key=leaf.key_bytes(serialization.Encoding.DER),
+        private_key=leaf.issued.key_der(),
     )
     client, server = sessions(client_config(pki), scfg)
     handshake(client, server)
@@ -196,8 +192,8 @@ def test_der_key_and_ed25519_server(pki, cert_factory):
     ids=["garbage", "mismatch"],
 )
 def test_bad_server_key(pki, key, match):
-    chain = pki.chain("ecdsa")
-    private = key if key is not None else pki.chain("rsa")[0].key_bytes()
+    chain = pki.leaf_ec.served_chain()
+    private = key if key is not None else pki.leaf_rsa.issued.key_pem()
     with pytest.raises(ConfigError, match=match):
         backend.server_context(
             ServerConfig(cert_chain=[c.der for c in chain], private_key=private), _quiet
