@@ -1,4 +1,7 @@
-"""Fixtures for the tlslite backend tests; the factory lives in ``tlslite_certs``."""
+"""Fixtures for the tlslite backend tests: certificate chains of each key type.
+
+Certificates come from :mod:`tlsc.testing.certs` (the one factory of every test).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +9,39 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes
+from tlsc.testing.certs import Chain, chain
 
-# Test modules here import the factory by name; make that work whatever
+# Test modules here import ``tlslite_peers`` by name; make that work whatever
 # import mode or rootdir pytest runs with (other test trees have conftests too).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tlslite_certs import PKI, make_inter, make_leaf, make_root  # noqa: E402
+@pytest.fixture(scope="session")
+def pkis() -> dict[str, Chain]:
+    """A chain valid now for server.test / 192.0.2.1 whose leaf has each key type: all RSA;
+    P-384 root and P-256 intermediate above an ECDSA or an Ed25519 leaf."""
+    return {
+        "rsa": chain(),
+        "ecdsa": chain(root_kind="p384", inter_kind="p256", leaf_kind="p256"),
+        "ed25519": chain(root_kind="p384", inter_kind="p256", leaf_kind="ed25519"),
+    }
 
 
 @pytest.fixture(scope="session")
-def pki() -> PKI:
-    """root -> intermediate -> leaf for server.test / 192.0.2.1, RSA, valid at NOW."""
-    root = make_root()
-    inter = make_inter("Test Intermediate", root)
-    leaf = make_leaf(inter, san=["server.test", "*.wild.test", "192.0.2.1", "2001:db8::1"])
-    return PKI(root, inter, leaf)
+def rsa_pki(pkis: dict[str, Chain]) -> Chain:
+    return pkis["rsa"]
 
 
 @pytest.fixture(scope="session")
-def ec_pki() -> PKI:
-    """The same shape with ECDSA keys (P-384 root, P-256 below)."""
-    root = make_root("EC Root", key_kind="ec384", hash_alg=hashes.SHA384())
-    inter = make_inter("EC Intermediate", root, key_kind="ec256", hash_alg=hashes.SHA384())
-    leaf = make_leaf(inter, key_kind="ec256-leaf", key_usage={"digital_signature"})
-    return PKI(root, inter, leaf)
+def ecdsa_pki(pkis: dict[str, Chain]) -> Chain:
+    return pkis["ecdsa"]
+
+
+@pytest.fixture(scope="session")
+def ed25519_pki(pkis: dict[str, Chain]) -> Chain:
+    return pkis["ed25519"]
+
+
+@pytest.fixture(scope="session")
+def other_pki() -> Chain:
+    """A CA the RSA chain's ends do not trust (for unknown-CA client certificates)."""
+    return chain(root_kind="p384", inter_kind="p256", leaf_kind="p256")

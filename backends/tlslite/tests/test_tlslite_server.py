@@ -20,8 +20,9 @@ from tlsc.session import (
     VerificationError,
     WriteClosed,
 )
-from tlslite_certs import NOW, PKI, Issued, client_identity, key_bytes, make_leaf, now_pki
+from tlsc.testing.certs import Chain, Issued
 from tlslite_peers import (
+    KEY_KINDS,
     OpenSSLEnd,
     check_data_both_ways,
     check_our_close_notify,
@@ -37,27 +38,6 @@ import tlsc_tlslite
 from tlsc_tlslite import backend
 from tlsc_tlslite.session import make_settings
 from tlsc_tlslite.verify import TrustStore
-
-
-@pytest.fixture(scope="module")
-def pkis() -> dict[str, PKI]:
-    return {
-        "rsa": now_pki(),
-        "ecdsa": now_pki("ec384", "ec256", "ec256-leaf"),
-        "ed25519": now_pki("ec384", "ec256", "ed25519"),
-    }
-
-
-@pytest.fixture(scope="module")
-def rsa_pki(pkis) -> PKI:
-    return pkis["rsa"]
-
-
-@pytest.fixture(scope="module")
-def other_pki() -> PKI:
-    """A second, unrelated CA (for unknown-CA client certificates)."""
-    return now_pki("ec384", "ec256", "ec256-leaf")
-
 
 # -- the two ends ------------------------------------------------------------------------
 
@@ -78,12 +58,12 @@ def openssl_client(
 
 
 def tlslite_server(
-    pki: PKI, *, verify_client: bool = False, fmt: str = "pem", version: str | None = None
+    pki: Chain, *, verify_client: bool = False, fmt: str = "pem", version: str | None = None
 ) -> Session:
     """Our server; ``version`` "1.2" pins it to TLS 1.2 (the backend offers both)."""
     config = ServerConfig(
         cert_chain=[pki.leaf.der, pki.inter.der],
-        private_key=key_bytes(pki.leaf.key, fmt),
+        private_key=pki.leaf.key_der() if fmt == "der" else pki.leaf.key_pem(),
         verify_client=verify_client,
         anchors=[("root", pki.root.der)],
     )
@@ -93,12 +73,12 @@ def tlslite_server(
         return backend.server_context(config, warn=print).session()
 
 
-def tlslite_client(pki: PKI, identity: tuple[Issued, Issued] | None = None) -> Session:
+def tlslite_client(pki: Chain, identity: tuple[Issued, Issued] | None = None) -> Session:
     """Our client, trusting ``pki.root``; ``identity``: (client certificate, its issuer)."""
     kw = {}
     if identity is not None:
         leaf, inter = identity
-        kw = {"cert_chain": [leaf.der, inter.der], "private_key": key_bytes(leaf.key, "pem")}
+        kw = {"cert_chain": [leaf.der, inter.der], "private_key": leaf.key_pem()}
     config = ClientConfig(anchors=[("root", pki.root.der)], server_name="server.test", **kw)
     return backend.client_context(config, warn=print).session()
 
@@ -138,7 +118,7 @@ def refused(client, server) -> tuple[VerificationError, Exception]:
 
 
 def make_client(
-    peer: str, pki: PKI, identity: tuple[Issued, Issued] | None = None, version: str = "1.3"
+    peer: str, pki: Chain, identity: tuple[Issued, Issued] | None = None, version: str = "1.3"
 ):
     """An OpenSSL client pinned to ``version``, or ours (the server pins the version then)."""
     if peer == "openssl":
@@ -213,7 +193,7 @@ def test_any_sni_accepted(rsa_pki):
 @pytest.mark.parametrize("kind", ["rsa", "ecdsa", "ed25519"])
 @pytest.mark.parametrize("peer", ["openssl", "tlslite"])
 def test_client_certificate(peer, version, kind, rsa_pki):
-    ident = client_identity(rsa_pki, kind)
+    ident = rsa_pki.client(KEY_KINDS[kind])
     c = make_client(peer, rsa_pki, (ident, rsa_pki.inter), version)
     s = tlslite_server(rsa_pki, verify_client=True, version=version)
     handshake(c, s)
@@ -228,7 +208,7 @@ def test_client_certificate(peer, version, kind, rsa_pki):
 
 
 def test_no_eku_accepted(rsa_pki):
-    ident = client_identity(rsa_pki, "rsa", eku=None)
+    ident = rsa_pki.client("rsa2048", eku=None)
     c = openssl_client(rsa_pki.root, "1.3", identity=(ident, rsa_pki.inter))
     s = tlslite_server(rsa_pki, verify_client=True)
     handshake(c, s)
@@ -236,7 +216,7 @@ def test_no_eku_accepted(rsa_pki):
 
 
 def test_client_certificate_not_requested_without_verify(rsa_pki):
-    ident = client_identity(rsa_pki, "rsa")
+    ident = rsa_pki.client("rsa2048")
     c = openssl_client(rsa_pki.root, "1.3", identity=(ident, rsa_pki.inter))
     s = tlslite_server(rsa_pki)
     handshake(c, s)
@@ -255,15 +235,15 @@ def test_missing_client_certificate(peer, version, alert, rsa_pki):
     assert_alert(client_err, alert)
 
 
-def _bad_identity(what: str, pki: PKI, other: PKI) -> tuple[Issued, Issued]:
+def _bad_identity(what: str, pki: Chain, other: Chain) -> tuple[Issued, Issued]:
     now = dt.datetime.now(dt.timezone.utc)
     if what == "unknown_ca":
-        return client_identity(other, "ecdsa"), other.inter
+        return other.client("p256"), other.inter
     if what == "expired":
         past = {"not_before": now - dt.timedelta(days=10), "not_after": now - dt.timedelta(days=1)}
-        return client_identity(pki, "rsa", **past), pki.inter
+        return pki.client("rsa2048", **past), pki.inter
     assert what == "server_auth_only"
-    return client_identity(pki, "rsa", eku=[ExtendedKeyUsageOID.SERVER_AUTH]), pki.inter
+    return pki.client("rsa2048", eku=[ExtendedKeyUsageOID.SERVER_AUTH]), pki.inter
 
 
 BAD = [
@@ -376,10 +356,10 @@ def test_eof_during_handshake(rsa_pki):
 
 def test_server_context_config_errors(rsa_pki, other_pki):
     leaf = rsa_pki.leaf
-    good = {"cert_chain": [leaf.der], "private_key": key_bytes(leaf.key, "pem")}
+    good = {"cert_chain": [leaf.der], "private_key": leaf.key_pem()}
     with pytest.raises(ConfigError, match="does not match"):
         backend.server_context(
-            ServerConfig(cert_chain=[leaf.der], private_key=key_bytes(other_pki.leaf.key, "pem")),
+            ServerConfig(cert_chain=[leaf.der], private_key=other_pki.leaf.key_pem()),
             print,
         )
     with pytest.raises(ConfigError, match="CERTFILE"):
@@ -405,22 +385,23 @@ def test_capabilities():
 # -- the client purpose in the verifier --------------------------------------------------
 
 
-def test_client_purpose_rules(pki):
+def test_client_purpose_rules(rsa_pki):
     """Server and client purposes differ in EKU and leaf keyUsage only."""
+    pki = rsa_pki
     store = TrustStore.from_der([pki.root.der])
-    at = NOW
-    server_leaf = make_leaf(pki.inter)  # EKU serverAuth
+    at = dt.datetime.now(dt.timezone.utc)
+    server_leaf = pki.leaf  # EKU serverAuth
     store.verify([server_leaf.der, pki.inter.der], None, at)
     with pytest.raises(VerificationError, match="client certificate does not allow clientAuth"):
         store.verify([server_leaf.der, pki.inter.der], None, at, peer="client")
-    client_leaf = make_leaf(
-        pki.inter, eku=[ExtendedKeyUsageOID.CLIENT_AUTH], key_usage={"digital_signature"}
+    client_leaf = pki.client(
+        "rsa2048", eku=[ExtendedKeyUsageOID.CLIENT_AUTH], key_usage={"digital_signature": True}
     )
     store.verify([client_leaf.der, pki.inter.der], None, at, peer="client")
     with pytest.raises(VerificationError, match="server certificate does not allow serverAuth"):
         store.verify([client_leaf.der, pki.inter.der], None, at)
     # keyEncipherment serves a TLS server (RSA key exchange), never a client
-    enc_only = make_leaf(pki.inter, eku=None, key_usage={"key_encipherment"})
+    enc_only = pki.client("rsa2048", eku=None, key_usage={"key_encipherment": True})
     store.verify([enc_only.der, pki.inter.der], None, at)
     with pytest.raises(VerificationError, match="keyUsage of the client certificate"):
         store.verify([enc_only.der, pki.inter.der], None, at, peer="client")

@@ -18,8 +18,9 @@ from tlsc.session import (
     Truncated,
     VerificationError,
 )
-from tlslite_certs import PKI, Issued, client_identity, key_bytes, make_cert, make_leaf, now_pki
+from tlsc.testing.certs import Chain, Issued, issue
 from tlslite_peers import (
+    KEY_KINDS,
     OpenSSLEnd,
     check_data_both_ways,
     check_our_close_notify,
@@ -32,23 +33,8 @@ from tlslite_peers import (
 from tlsc_tlslite import backend
 
 
-@pytest.fixture(scope="module")
-def rsa_pki() -> PKI:
-    return now_pki()
-
-
-@pytest.fixture(scope="module")
-def ecdsa_pki() -> PKI:
-    return now_pki("ec384", "ec256", "ec256-leaf")
-
-
-@pytest.fixture(scope="module")
-def ed25519_pki() -> PKI:
-    return now_pki("ec384", "ec256", "ed25519")
-
-
 def server(
-    pki: PKI,
+    pki: Chain,
     version: str | None = None,
     *,
     client_ca: Issued | None = None,
@@ -67,7 +53,7 @@ def server(
     return conn
 
 
-def client(pki: PKI, server_name: str | None = "server.test", **kw) -> Session:
+def client(pki: Chain, server_name: str | None = "server.test", **kw) -> Session:
     config = ClientConfig(anchors=[("root.pem", pki.root.der)], server_name=server_name, **kw)
     return backend.client_context(config, warn=print).session()
 
@@ -218,10 +204,15 @@ def test_unknown_ca(version, rsa_pki, ecdsa_pki):
 
 def test_expired(rsa_pki):
     now = dt.datetime.now(dt.timezone.utc)
-    old = make_leaf(
-        rsa_pki.inter, not_before=now - dt.timedelta(days=10), not_after=now - dt.timedelta(days=1)
+    old = issue(
+        "server.test",
+        issuer=rsa_pki.inter,
+        key_kind="rsa2048",
+        dns=("server.test",),
+        not_before=now - dt.timedelta(days=10),
+        not_after=now - dt.timedelta(days=1),
     )
-    s = server(PKI(rsa_pki.root, rsa_pki.inter, old), "1.3")
+    s = server(Chain(rsa_pki.root, rsa_pki.inter, old), "1.3")
     err, data = failed_handshake(client(rsa_pki), s)
     assert isinstance(err, VerificationError) and "expired" in str(err)
     server_sees_alert(s, data, "certificate expired")
@@ -252,12 +243,12 @@ def test_anchors_config(rsa_pki):
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
 @pytest.mark.parametrize("kind, fmt", [("rsa", "pem"), ("ecdsa", "der"), ("ed25519", "pem")])
 def test_client_certificate(version, kind, fmt, rsa_pki):
-    ident = client_identity(rsa_pki, kind)
+    ident = rsa_pki.client(KEY_KINDS[kind])
     s = server(rsa_pki, version, client_ca=rsa_pki.root)
     c = client(
         rsa_pki,
         cert_chain=[ident.der, rsa_pki.inter.der],
-        private_key=key_bytes(ident.key, fmt),
+        private_key=ident.key_der() if fmt == "der" else ident.key_pem(),
     )
     handshake(c, s)
     c.write(b"ping")
@@ -267,13 +258,13 @@ def test_client_certificate(version, kind, fmt, rsa_pki):
 
 
 def test_client_certificate_not_sent_when_verification_fails(rsa_pki):
-    ident = client_identity(rsa_pki, "rsa")
+    ident = rsa_pki.client("rsa2048")
     s = server(rsa_pki, "1.2", client_ca=rsa_pki.root)
     c = client(
         rsa_pki,
         server_name="other.test",
         cert_chain=[ident.der],
-        private_key=key_bytes(ident.key, "pem"),
+        private_key=ident.key_pem(),
     )
     err, data = failed_handshake(c, s)
     assert isinstance(err, VerificationError)
@@ -281,20 +272,20 @@ def test_client_certificate_not_sent_when_verification_fails(rsa_pki):
 
 
 def test_client_key_mismatch_and_garbage(rsa_pki):
-    ident = client_identity(rsa_pki, "rsa")
-    other = client_identity(rsa_pki, "ecdsa")
-    for key in (key_bytes(other.key, "pem"), b"garbage", key_bytes(other.key, "der")):
+    ident = rsa_pki.client("rsa2048")
+    other = rsa_pki.client("p256")
+    for key in (other.key_pem(), b"garbage", other.key_der()):
         with pytest.raises(ConfigError) as info:
             client(rsa_pki, cert_chain=[ident.der], private_key=key)
         assert "KEYFILE" in str(info.value)
     # a key of the same type that is not the certificate's
-    twin = make_cert("twin", rsa_pki.inter, key_kind="rsa2", ca=False)
+    twin = rsa_pki.client("rsa2048", slot=None)
     with pytest.raises(ConfigError, match="does not match") as info:
-        client(rsa_pki, cert_chain=[ident.der], private_key=key_bytes(twin.key, "pem"))
-    pem = key_bytes(twin.key, "pem").decode()
+        client(rsa_pki, cert_chain=[ident.der], private_key=twin.key_pem())
+    pem = twin.key_pem().decode()
     assert not any(line in str(info.value) for line in pem.splitlines()[1:-1])
     with pytest.raises(ConfigError):
-        client(rsa_pki, cert_chain=[b"junk"], private_key=key_bytes(ident.key, "pem"))
+        client(rsa_pki, cert_chain=[b"junk"], private_key=ident.key_pem())
     with pytest.raises(ConfigError):
         client(rsa_pki, cert_chain=[ident.der], private_key=None)
 
@@ -303,7 +294,7 @@ def test_client_key_mismatch_and_garbage(rsa_pki):
 @pytest.mark.parametrize("encoding", ["DER", "PEM"])
 def test_traditional_key_formats(kind, encoding, rsa_pki):
     """PKCS#1 (RSA) and SEC 1 (EC) keys, DER or PEM, besides PKCS#8."""
-    ident = client_identity(rsa_pki, kind)
+    ident = rsa_pki.client(KEY_KINDS[kind])
     data = ident.key.private_bytes(
         getattr(serialization.Encoding, encoding),
         serialization.PrivateFormat.TraditionalOpenSSL,
@@ -313,7 +304,7 @@ def test_traditional_key_formats(kind, encoding, rsa_pki):
 
 
 def test_encrypted_key_refused(rsa_pki):
-    ident = client_identity(rsa_pki, "rsa")
+    ident = rsa_pki.client("rsa2048")
     data = ident.key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

@@ -1,7 +1,7 @@
 """pyOpenSSL peers for the tlslite session tests: contexts and a memory-BIO end.
 
-A uniquely named module (not ``conftest``) so that test files can import it,
-like ``tlslite_certs``.
+A uniquely named module (not ``conftest``) so that test files can import it
+while other backends' test directories have conftests of their own.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 from OpenSSL import SSL
 from tlsc.session import Truncated, WriteClosed
-from tlslite_certs import Issued
+from tlsc.testing.certs import Issued
 
 VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
+
+#: Key types as the tests name them -> key kinds of ``tlsc.testing.certs``.
+KEY_KINDS = {"rsa": "rsa2048", "ecdsa": "p256", "ed25519": "ed25519"}
 
 
 def openssl_context(
