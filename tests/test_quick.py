@@ -17,15 +17,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tlsc import cli, quick, tlsd
+from tlsc import cli, quick, tlsd, tlsserver
 
 #: Options click handles alone, on purpose: they are not the hot path.
 DELEGATED = {"--help", "--version", "--list-backends"}
 
 CASES = [
     (cli.command, quick.TLSC_FLAGS, quick.TLSC_VALUES, quick.TLSC_DEFAULTS),
-    (tlsd.command, quick.COMMON_FLAGS, quick.COMMON_VALUES, quick.COMMON_DEFAULTS),
+    (tlsd.command, quick.TLSD_FLAGS, quick.TLSD_VALUES, quick.TLSD_DEFAULTS),
+    (tlsserver.command, quick.TLSSERVER_FLAGS, quick.TLSSERVER_VALUES, quick.TLSSERVER_DEFAULTS),
 ]
+IDS = ["tlsc", "tlsd", "tlsserver"]
+#: The positional parameter: prog..., or (tlsserver) ip port prog...
+POSITIONAL = ("prog", "words")
 
 
 def _click_words(cmd: click.Command) -> tuple[set[str], set[str]]:
@@ -39,14 +43,14 @@ def _click_words(cmd: click.Command) -> tuple[set[str], set[str]]:
     return flags - DELEGATED, values - DELEGATED
 
 
-@pytest.mark.parametrize("cmd,flags,values,defaults", CASES, ids=["tlsc", "tlsd"])
+@pytest.mark.parametrize("cmd,flags,values,defaults", CASES, ids=IDS)
 def test_tables_match_the_click_commands(cmd, flags, values, defaults):
     click_flags, click_values = _click_words(cmd)
     assert set(flags) == click_flags
     assert set(values) == click_values
     ctx = cmd.make_context(cmd.name or "tlsc", ["--", "prog"])
     expected = {k: v for k, v in ctx.params.items()
-                if k not in ("prog", "list_backends", "show_version")}
+                if k not in (*POSITIONAL, "list_backends", "show_version")}
     assert defaults == expected
 
 
@@ -84,12 +88,12 @@ def _agrees_with_click(cmd: click.Command, argv: list[str], flags, values, defau
     ctx = cmd.make_context(cmd.name or "tlsc", list(argv))  # must not raise
     got = dict(ctx.params)
     assert not got.pop("list_backends") and not got.pop("show_version")
-    assert got.pop("prog") == prog
+    assert next(got.pop(k) for k in POSITIONAL if k in got) == prog
     assert got == params
     return True
 
 
-@pytest.mark.parametrize("cmd,flags,values,defaults", CASES, ids=["tlsc", "tlsd"])
+@pytest.mark.parametrize("cmd,flags,values,defaults", CASES, ids=IDS)
 @settings(max_examples=1500, deadline=None)
 @given(data=st.data())
 def test_accepted_command_lines_read_as_click_reads_them(cmd, flags, values, defaults, data):

@@ -396,3 +396,112 @@ def test_console_script_installed():
         pytest.skip("console script not installed in this environment")
     out = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=20)
     assert out.returncode == 0 and out.stdout.startswith("tlsd ")
+
+
+# -- -Y: a client certificate asked for, optional (s6-tlsd) ----------------------------
+
+
+@pytest.mark.parametrize("server_backend", SERVER_BACKENDS)
+@pytest.mark.parametrize("client_backend", CLIENT_BACKENDS)
+def test_optional_client_certificate_absent(listener, pki, tmp_path, client_backend,
+                                            server_backend):
+    cres, sres, cprobe, sprobe = _pair(
+        listener, pki, tmp_path, client_backend, server_backend,
+        tlsd_args=["-Y"], tlsd_env_extra={"CAFILE": pki.client_ca.cert_pem,
+                                          "SSL_PEER_CERT_HASH": "stale"},
+    )
+    sres.assert_ok()
+    cres.assert_ok()
+    senv = sprobe.report()["env"]
+    assert "SSL_PEER_CERT_HASH" not in senv and "SSL_PEER_CERT_SUBJECT" not in senv
+    assert sprobe.report()["lines"] == ["ping\n"]
+
+
+@pytest.mark.parametrize("server_backend", SERVER_BACKENDS)
+@pytest.mark.parametrize("client_backend", CLIENT_BACKENDS)
+@pytest.mark.parametrize("flag", ["-Y", "--client-cert"])
+def test_optional_client_certificate_present(listener, pki, tmp_path, client_backend,
+                                             server_backend, flag):
+    cres, sres, cprobe, sprobe = _pair(
+        listener, pki, tmp_path, client_backend, server_backend,
+        tlsd_args=[flag], tlsd_env_extra={"CAFILE": pki.client_ca.cert_pem},
+        tlsc_args=["-y"],
+        tlsc_env={"CERTFILE": pki.client.chain_pem, "KEYFILE": pki.client.key_pem},
+    )
+    sres.assert_ok()
+    cres.assert_ok()
+    senv = sprobe.report()["env"]
+    assert senv["SSL_PEER_CERT_HASH"] == pki.client.sha256
+    assert senv["SSL_PEER_CERT_SUBJECT"] == pki.client.subject
+
+
+@pytest.mark.parametrize("server_backend", SERVER_BACKENDS)
+@pytest.mark.parametrize("client", ["openssl", "gnutls"])
+def test_optional_client_certificate_invalid_is_refused(listener, pki, tmp_path,
+                                                        server_backend, client):
+    """-Y still verifies what is sent: a certificate under an unknown CA is refused."""
+    if shutil.which("gnutls-cli" if client == "gnutls" else "openssl") is None:
+        pytest.skip(f"{client} client not installed")
+    marker = tmp_path / "prog-ran"
+    if client == "openssl":
+        argv = s_client_argv(listener.port, pki, "1.3", extra=[
+            "-cert", str(pki.client.cert_pem), "-key", str(pki.client.key_pem)])
+    else:
+        argv = [*gnutls_argv(listener.port, pki, "1.3"),
+                "--x509certfile", str(pki.client.cert_pem),
+                "--x509keyfile", str(pki.client.key_pem)]
+    proc, out = start_client(argv)
+    try:
+        # CAFILE is the server root: the client's CA is unknown to tlsd.
+        tlsd = listener.serve(["--backend", server_backend, "-Y", *marker_prog(marker)],
+                              server_env(pki.leaf_ec, CAFILE=pki.cafile))
+        result = tlsd.wait()
+    finally:
+        finish_client(proc)
+    result.assert_fatal(98, "unknown CA|issuer")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("server_backend", SERVER_BACKENDS)
+def test_optional_client_certificate_with_s_client_none_sent(listener, pki, server_backend):
+    proc, out = start_client(s_client_argv(listener.port, pki, "1.2"))
+    try:
+        tlsd = listener.serve(["--backend", server_backend, "-Y", "-S", *ECHO_PROG],
+                              server_env(pki.leaf_ec, CAFILE=pki.client_ca.cert_pem))
+        proc.stdin.write(b"anon\n")
+        proc.stdin.flush()
+        m = out.wait_for(r"got=anon .* peer=(.*) key=", 15)
+        result = tlsd.wait()
+    finally:
+        finish_client(proc)
+    assert m is not None, out.text
+    assert m.group(1) == "none"
+    result.assert_ok()
+
+
+@pytest.mark.parametrize("flag", ["-Y", "-y", "--mandatory-client-cert"])
+def test_client_certificates_need_anchors(pki, flag):
+    r = run_tlsd([flag, "true"], server_env(pki.leaf_ec))
+    r.assert_fatal(100, "CADIR or CAFILE")
+
+
+def test_last_of_y_and_Y_wins(listener, pki, tmp_path):
+    """-y then -Y: optional, as s6-tlsd reads them (a client without one is served)."""
+    cres, sres, _, sprobe = _pair(
+        listener, pki, tmp_path, CLIENT_BACKENDS[0], SERVER_BACKENDS[0],
+        tlsd_args=["-y", "-Y"], tlsd_env_extra={"CAFILE": pki.client_ca.cert_pem},
+    )
+    sres.assert_ok()
+    cres.assert_ok()
+
+
+def test_lines_carry_the_pid(listener, pki, tmp_path):
+    """Every tlsd line says ``pid N``, N being tlsd's own pid."""
+    marker = tmp_path / "m"
+    with socket.create_connection(listener.address, 5):
+        server = listener.serve(["-v2", "-K", "200", *marker_prog(marker)],
+                                server_env(pki.leaf_ec))
+        r = server.wait()
+    r.assert_fatal(98, "time")
+    pid = server.proc.pid
+    assert r.fatal[0].startswith(f"tlsd: fatal: pid {pid}: "), r.describe()

@@ -7,6 +7,10 @@ control pipe: EOF with nothing means "the handshake failed, go away";
 otherwise the message is prog's environment and the child executes prog.  An
 exec failure travels back on a close-on-exec pipe, so tlsc can exit 111 naming
 prog instead of passing off the child's status as prog's.
+
+tlsserver's -u/-g/-G (:class:`ProgIds`) are applied in the child, after the
+message and before the exec: the child is forked by the privileged process,
+so it still can.
 """
 
 from __future__ import annotations
@@ -59,6 +63,38 @@ if TYPE_CHECKING:  # a type only: defining a Protocol at run time needs ``typing
         def wait(self) -> int: ...
 
 
+class ProgIds:
+    """The ids prog runs with (tlsserver -u/-g/-G/-U); None keeps ours."""
+
+    __slots__ = ("gid", "groups", "uid")
+
+    def __init__(
+        self,
+        uid: int | None = None,
+        gid: int | None = None,
+        groups: tuple[int, ...] | None = None,
+    ) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+
+    def apply(self) -> None:
+        """Supplementary groups, then gid, then uid: the order that leaves no way back."""
+        if self.groups is not None:
+            os.setgroups(list(self.groups))
+        if self.gid is not None:
+            os.setgid(self.gid)
+        if self.uid is not None:
+            os.setuid(self.uid)
+
+
+_STAGES = {
+    b"exec": "unable to exec {prog}",
+    b"ids": "unable to set prog's user and group ids",
+    b"setup": "unable to prepare prog's descriptors",
+}
+
+
 class Child:
     """The forked child, waiting to become prog (a :class:`Prog`)."""
 
@@ -107,11 +143,8 @@ class Child:
             self.wait()
             code, _, stage = report.partition(b":")
             err = int(code) if code.isdigit() else errno.ENOEXEC
-            if stage == b"exec":
-                raise Fatal(exitcodes.SYSTEM, f"unable to exec {argv[0]}: {os.strerror(err)}")
-            raise Fatal(
-                exitcodes.SYSTEM, f"unable to prepare prog's descriptors: {os.strerror(err)}"
-            )
+            what = _STAGES.get(stage, _STAGES[b"setup"]).format(prog=argv[0])
+            raise Fatal(exitcodes.SYSTEM, f"{what}: {os.strerror(err)}")
 
     def abandon(self) -> None:
         """The handshake failed: the child exits without executing prog."""
@@ -148,7 +181,7 @@ def _pipe() -> tuple[int, int]:
     return r, w
 
 
-def spawn(argv: Sequence[str], rfd: int, wfd: int) -> Child:
+def spawn(argv: Sequence[str], rfd: int, wfd: int, ids: ProgIds | None = None) -> Child:
     """Fork the waiting child; prog's pipes end up on its ``rfd`` and ``wfd``."""
     try:
         prog_in_r, prog_in_w = _pipe()  # tlsc writes, prog reads on rfd
@@ -163,7 +196,7 @@ def spawn(argv: Sequence[str], rfd: int, wfd: int) -> Child:
     except OSError as e:
         raise Fatal(exitcodes.SYSTEM, f"unable to fork: {e.strerror}") from None
     if pid == 0:  # pragma: no cover - runs in the child, checked by the tests' results
-        _child(argv, rfd, wfd, prog_in_r, prog_out_w, ctl_r, err_w)
+        _child(argv, rfd, wfd, prog_in_r, prog_out_w, ctl_r, err_w, ids)
     for fd in (prog_in_r, prog_out_w, ctl_r, err_w):
         os.close(fd)
     for fd in (prog_in_w, prog_out_r):
@@ -180,7 +213,14 @@ def _enlarge(fd: int) -> None:
 
 
 def _child(
-    argv: Sequence[str], rfd: int, wfd: int, pin: int, pout: int, ctl: int, err: int
+    argv: Sequence[str],
+    rfd: int,
+    wfd: int,
+    pin: int,
+    pout: int,
+    ctl: int,
+    err: int,
+    ids: ProgIds | None,
 ) -> None:  # pragma: no cover - child side
     report = err  # always a valid descriptor for telling the parent what failed
     stage = "setup"
@@ -220,6 +260,9 @@ def _child(
             if item:
                 k, _, v = item.partition(b"=")
                 env[k] = v
+        if ids is not None:
+            stage = "ids"
+            ids.apply()
         stage = "exec"
         os.execvpe(argv[0], list(argv), env)
     except BaseException as e:

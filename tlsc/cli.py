@@ -13,11 +13,13 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import click
 
 from . import __version__, exitcodes, registry
-from .client import Options, build_options, run
+from .client import run
+from .lifecycle import Options, build_options
 from .log import Log
 from .quick import guarded, tlsc_usage_problem
 
@@ -186,12 +188,12 @@ def command(
     )
 
 
-#: The options every command of ours shares with tlsc, by click parameter name.
+#: The options every command of ours shares with tlsc, by click parameter name
+#: (-Y/-y are not among them: tlsd's ask for a client certificate, tlsc's send one).
 COMMON = (
     "backend",
     "close_notify",
     "enforce",
-    "no_client_cert",
     "keep_env",
     "verbosity",
     "kimeout",
@@ -229,14 +231,16 @@ def run_command(
     cmd: click.Command,
     name: str,
     argv: Sequence[str] | None,
-    run: Callable[[Options, Log], int] | None = None,
+    run: Callable[[Any, Log], int] | None = None,
+    tag_pid: bool = False,
 ) -> int:
     """Run a click command of ours and turn every outcome into an exit code.
 
-    A command whose callback returns :class:`Options` (tlsc, tlsd) leaves the
-    running to ``run``, so that one command line serves two commands (tlsc
-    and ucspitlsc, tlsd and ucspitlsd).  Usage errors are one ``NAME: fatal:
-    usage: ...`` line and 100; the rest is :func:`tlsc.quick.guarded`'s.
+    A command whose callback returns options rather than an exit code (tlsc,
+    tlsd, tlsserver) leaves the running to ``run(options, log)``, so that one
+    command line serves two commands (tlsc and ucspitlsc, tlsd and ucspitlsd).
+    Usage errors are one ``NAME: fatal: usage: ...`` line and 100; the rest is
+    :func:`tlsc.quick.guarded`'s (``tag_pid`` included).
     """
 
     def body(log: Log) -> int:
@@ -253,9 +257,9 @@ def run_command(
         except click.ClickException as e:
             log.fatal(f"usage: {e.format_message()} (see {name} --help)")
             return exitcodes.USAGE
-        if isinstance(result, Options):
-            assert run is not None, f"{name}: its command line needs a runner"
-            return run(result, Log(name, result.verbosity))
-        return result
+        if isinstance(result, int):
+            return result
+        assert run is not None, f"{name}: its command line needs a runner"
+        return run(result, log.at(result.verbosity))
 
-    return guarded(name, body)
+    return guarded(name, body, tag_pid)

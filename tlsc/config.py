@@ -19,9 +19,12 @@ from . import exitcodes
 from .der import certificates_in
 from .exitcodes import Fatal
 from .log import Log
+from .names import is_dns_name
 
 #: Removed from prog's environment unless -Z.
 TLS_VARIABLES = ("CADIR", "CAFILE", "KEYFILE", "CERTFILE", "TLS_UID", "TLS_GID")
+#: tlsd's per-name credentials, ``KEYFILE:name`` / ``CERTFILE:name``: removed unless -Z too.
+NAMED_PREFIXES = ("KEYFILE:", "CERTFILE:")
 
 
 class Identity:
@@ -111,11 +114,15 @@ def read_anchors(
 
 
 def require_credentials(
-    env: Mapping[str, str], why: str = "-y needs them in the environment"
+    env: Mapping[str, str], why: str = "-y needs them in the environment", suffix: str = ""
 ) -> tuple[str, str]:
-    """(CERTFILE, KEYFILE): -y (tlsd: always) requires both; one unset is a usage error."""
-    certfile, keyfile = env.get("CERTFILE"), env.get("KEYFILE")
-    missing = [n for n, v in (("CERTFILE", certfile), ("KEYFILE", keyfile)) if not v]
+    """(CERTFILE, KEYFILE): -y (tlsd: always) requires both; one unset is a usage error.
+
+    ``suffix`` names a pair of tlsd's instead (``":name"``: ``CERTFILE:name``...).
+    """
+    cvar, kvar = "CERTFILE" + suffix, "KEYFILE" + suffix
+    certfile, keyfile = env.get(cvar), env.get(kvar)
+    missing = [n for n, v in ((cvar, certfile), (kvar, keyfile)) if not v]
     if missing:
         raise Fatal(exitcodes.USAGE, f"missing {' and '.join(missing)}: {why}")
     assert certfile and keyfile
@@ -123,14 +130,41 @@ def require_credentials(
 
 
 def read_client_credentials(
-    env: Mapping[str, str], why: str = "-y needs them in the environment"
+    env: Mapping[str, str], why: str = "-y needs them in the environment", suffix: str = ""
 ) -> tuple[list[bytes], bytes]:
-    """-y (tlsd: always): the chain from CERTFILE and the key from KEYFILE, both required."""
-    certfile, keyfile = require_credentials(env, why)
-    chain = certificates_in(_read(certfile, "CERTFILE"))
+    """-y (tlsd: always): the chain from CERTFILE and the key from KEYFILE, both required.
+
+    ``suffix``: as for :func:`require_credentials`.
+    """
+    certfile, keyfile = require_credentials(env, why, suffix)
+    cvar, kvar = "CERTFILE" + suffix, "KEYFILE" + suffix
+    chain = certificates_in(_read(certfile, cvar))
     if not chain:
-        raise Fatal(exitcodes.CONFIG, f"unable to load CERTFILE {certfile}: no certificate in it")
-    return chain, _read(keyfile, "KEYFILE")
+        raise Fatal(exitcodes.CONFIG, f"unable to load {cvar} {certfile}: no certificate in it")
+    return chain, _read(keyfile, kvar)
+
+
+def named_credentials(env: Mapping[str, str]) -> list[str]:
+    """The names of tlsd's ``KEYFILE:name`` / ``CERTFILE:name`` pairs (spec section 6).
+
+    Each name must be a DNS name and have both halves (else 100); names are
+    case-insensitive, so two spellings of one name are refused too.  Returned
+    as spelled in the variables, sorted; the files are not read here.
+    """
+    seen: dict[str, str] = {}
+    for var in env:
+        prefix = next((p for p in NAMED_PREFIXES if var.startswith(p)), None)
+        if prefix is None:
+            continue
+        name = var[len(prefix) :]
+        if not is_dns_name(name):
+            raise Fatal(exitcodes.USAGE, f"invalid {var}: {name!r} is not a DNS name")
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise Fatal(exitcodes.USAGE, f"{other!r} and {name!r} name the same server twice")
+    for name in seen.values():
+        require_credentials(env, f"{name} needs both halves of its pair", ":" + name)
+    return sorted(seen.values())
 
 
 def _numeric(env: Mapping[str, str], var: str) -> int | None:
@@ -175,6 +209,8 @@ def prog_environment(
     if not keep_tls_vars:
         for var in TLS_VARIABLES:
             env.pop(var, None)
+        for var in [v for v in env if v.startswith(NAMED_PREFIXES)]:
+            del env[var]
     for key, value in ssl_vars.items():
         if value is None:
             env.pop(key, None)

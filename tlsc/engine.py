@@ -50,14 +50,32 @@ from . import exitcodes
 from .child import FORWARDED
 from .exitcodes import Fatal
 from .log import Log
-from .reasons import Reason, describe
+from .reasons import Reason, describe, words
 from .session import TLSError, Truncated, WriteClosed
 
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .child import Prog
+    from .clienthello import ClientHello
     from .session import Session
+
+    #: Picks the server session from the client's ClientHello (see tlsc.clienthello).
+    Chooser = Callable[[ClientHello], Session]
+
+
+class UnrecognizedName(Exception):
+    """Raised by a :data:`Chooser`: no certificate for this name (tlsd -k 2).
+
+    ``detail``: the name asked for, or that none was.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
 
 CHUNK = 131072  #: one read from any descriptor (bench/: 64 KiB cost more per GiB)
 #: The fatal line of a -K timeout (the core's own finding: a backend has no clock).
@@ -164,16 +182,23 @@ class Engine:
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None,
         net_r: int,
         net_w: int,
         child: Prog,
         settings: Settings,
         log: Log,
         peer: str,
+        choose: Chooser | None = None,
     ) -> None:
-        """``peer``: who is at the other end, "server" (tlsc) or "client" (tlsd), for messages."""
-        self.s = session
+        """``peer``: who is at the other end, "server" (tlsc) or "client" (tlsd), for messages.
+
+        ``session``, or None and ``choose`` to pick it by the client's SNI (tlsd -k 1/2).
+        """
+        if session is None and choose is None:
+            raise ValueError("Engine needs a session or a way to choose one")
+        self.s: Session = session  # type: ignore[assignment] - set by _choose otherwise
+        self.choose = choose
         self.peer = peer
         self.net_r = net_r
         self.net_w = net_w
@@ -265,9 +290,48 @@ class Engine:
             for sig in previous:
                 signal.signal(sig, lambda signum, frame: self.child.kill(signum))
 
+    def _read_net_before(self, p: select.poll, deadline: float | None) -> bytes:
+        """One read of the network during the handshake, under its deadline."""
+        while True:
+            if not p.poll(self._remaining(deadline)):
+                raise Fatal(exitcodes.TLS, TIMED_OUT)
+            try:
+                data = os.read(self.net_r, CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                raise Fatal(
+                    exitcodes.SYSTEM, f"unable to read from the network: {_why(e)}"
+                ) from None
+            self.log.debug(f"handshake: received {len(data)} bytes")
+            return data
+
+    def _choose(self, p: select.poll, deadline: float | None) -> None:
+        """Read the ClientHello, let ``choose`` pick the session, give it the bytes."""
+        from .clienthello import UNRECOGNIZED_NAME_ALERT, ClientHello
+
+        hello = ClientHello()
+        while not hello.done:
+            hello.feed(self._read_net_before(p, deadline))
+        assert self.choose is not None
+        try:
+            self.s = self.choose(hello)
+        except UnrecognizedName as e:
+            try:
+                os.write(self.net_w, UNRECOGNIZED_NAME_ALERT)
+            except OSError:
+                pass
+            why = words(Reason.UNRECOGNIZED_NAME, e.detail, self.peer)
+            raise Fatal(exitcodes.TLS, f"handshake failed: {why}") from None
+        self.s.receive_data(bytes(hello.data))
+        if hello.eof:
+            self.s.receive_data(b"")
+
     def _handshake(self, deadline: float | None) -> None:
         p = select.poll()
         p.register(self.net_r, POLLIN)
+        if self.s is None:
+            self._choose(p, deadline)
         while True:
             try:
                 done = self.s.do_handshake()
@@ -280,18 +344,7 @@ class Engine:
                 self._write_all(self.net_w, out, deadline, "the network")
             if done:
                 return
-            if not p.poll(self._remaining(deadline)):
-                raise Fatal(exitcodes.TLS, TIMED_OUT)
-            try:
-                data = os.read(self.net_r, CHUNK)
-            except BlockingIOError:
-                continue
-            except OSError as e:
-                raise Fatal(
-                    exitcodes.SYSTEM, f"unable to read from the network: {_why(e)}"
-                ) from None
-            self.log.debug(f"handshake: received {len(data)} bytes")
-            self.s.receive_data(data)
+            self.s.receive_data(self._read_net_before(p, deadline))
 
     def _flush_alert(self) -> None:
         """Best effort: the peer deserves our alert, but we will not wait for it."""

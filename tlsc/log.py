@@ -12,13 +12,21 @@ import sys
 
 
 class Log:
-    def __init__(self, name: str = "tlsc", verbosity: int = 1) -> None:
+    def __init__(self, name: str = "tlsc", verbosity: int = 1, pid: int | None = None) -> None:
+        """``pid``: every line says ``pid N:`` after its kind, so that the lines of
+        concurrent connections (tlsd, tlsserver) can be told apart in one log."""
         self.name = name
         self.verbosity = verbosity
+        self.pid = pid
+        self._tag = f"pid {pid}: " if pid is not None else ""
+
+    def at(self, verbosity: int) -> Log:
+        """The same log (name, pid) at another verbosity."""
+        return Log(self.name, verbosity, self.pid)
 
     def _emit(self, kind: str, msg: str) -> None:
         # One write per line so that lines from concurrent processes never interleave.
-        line = f"{self.name}: {kind}: {msg}".replace("\n", " ") + "\n"
+        line = f"{self.name}: {kind}: {self._tag}{msg}".replace("\n", " ") + "\n"
         try:
             os.write(2, line.encode("utf-8", "backslashreplace"))
         except OSError:

@@ -50,8 +50,11 @@ class Backend(Protocol):
         Sessions from it follow the same contract as client sessions; ``facts()``
         describes the *client*: ``peer_certificate`` is its certificate (None when it
         sent none) and ``server_name`` the SNI it sent (None when none).  With
-        ``verify_client``, a missing or invalid client certificate raises
-        :class:`VerificationError` from ``do_handshake`` after queueing the alert.
+        ``verify_client``, an invalid client certificate, or a missing one unless
+        ``client_cert_optional``, raises :class:`VerificationError` from
+        ``do_handshake`` after queueing the alert.  Certificates are chosen by the
+        core (one context per certificate, see :mod:`tlsc.clienthello`): any SNI
+        is accepted and recorded.
         """
         ...
 

@@ -1,9 +1,10 @@
-"""The command lines of tlsc and tlsd read without click, for the hot path.
+"""The command lines of tlsc, tlsd and tlsserver read without click, for the hot path.
 
 tlsc and tlsd run once per connection, so their start-up is latency that
-every connection pays.  Importing click costs more than everything else the
-core imports (bench/: ~12 ms of the ~20 ms allowed above the backend's own
-import), and a real command line needs none of it.
+every connection pays (tlsserver starts once, and shares the parser).
+Importing click costs more than everything else the core imports (bench/:
+~12 ms of the ~20 ms allowed above the backend's own import), and a real
+command line needs none of it.
 
 This parser is deliberately partial.  It knows the options of a table, in
 the forms click accepts (``-S``, clusters like ``-Sj``, ``-v 2``, ``-v2``,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,12 +34,15 @@ from .log import Log
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .client import Options
+    from .lifecycle import Options
+    from .superserver import ServerOptions
 
 Values = dict[str, object]
+Flags = dict[str, tuple[str, object]]
+ValueWords = dict[str, tuple[str, str]]
 
 #: Flag words: word -> (parameter, value).  The parameter names are click's.
-COMMON_FLAGS: dict[str, tuple[str, bool]] = {
+COMMON_FLAGS: Flags = {
     "-S": ("close_notify", True),
     "--close-notify": ("close_notify", True),
     "-s": ("close_notify", False),
@@ -46,17 +51,13 @@ COMMON_FLAGS: dict[str, tuple[str, bool]] = {
     "--enforce-close-notify": ("enforce", True),
     "-j": ("enforce", False),
     "--no-enforce-close-notify": ("enforce", False),
-    "-Y": ("no_client_cert", True),
-    "--no-client-cert": ("no_client_cert", True),
-    "-y": ("no_client_cert", False),
-    "--client-cert": ("no_client_cert", False),
     "-Z": ("keep_env", True),
     "--keep-env": ("keep_env", True),
     "-z": ("keep_env", False),
     "--no-keep-env": ("keep_env", False),
 }
 #: Words taking a value: word -> (parameter, kind); kind "str" or "uint".
-COMMON_VALUES: dict[str, tuple[str, str]] = {
+COMMON_VALUES: ValueWords = {
     "--backend": ("backend", "str"),
     "-v": ("verbosity", "uint"),
     "--verbosity": ("verbosity", "uint"),
@@ -67,14 +68,20 @@ COMMON_DEFAULTS: Values = {
     "backend": None,
     "close_notify": False,
     "enforce": False,
-    "no_client_cert": True,
     "keep_env": False,
     "verbosity": 1,
     "kimeout": 0,
 }
 
-TLSC_FLAGS = {**COMMON_FLAGS, "--no-verify-cert": ("no_verify_cert", True)}
-TLSC_VALUES = {
+TLSC_FLAGS: Flags = {
+    **COMMON_FLAGS,
+    "-Y": ("no_client_cert", True),
+    "--no-client-cert": ("no_client_cert", True),
+    "-y": ("no_client_cert", False),
+    "--client-cert": ("no_client_cert", False),
+    "--no-verify-cert": ("no_verify_cert", True),
+}
+TLSC_VALUES: ValueWords = {
     **COMMON_VALUES,
     "-k": ("servername", "str"),
     "--servername": ("servername", "str"),
@@ -85,17 +92,74 @@ TLSC_VALUES = {
 }
 TLSC_DEFAULTS: Values = {
     **COMMON_DEFAULTS,
+    "no_client_cert": True,
     "servername": None,
     "rfd": 6,
     "wfd": 7,
     "no_verify_cert": False,
 }
 
+#: tlsd's -Y/-y are s6-tlsd's: ask for a client certificate (optional / required).
+TLSD_FLAGS: Flags = {
+    **COMMON_FLAGS,
+    "--no-client-cert": ("request_client_cert", "none"),
+    "-Y": ("request_client_cert", "optional"),
+    "--client-cert": ("request_client_cert", "optional"),
+    "-y": ("request_client_cert", "required"),
+    "--mandatory-client-cert": ("request_client_cert", "required"),
+}
+TLSD_VALUES: ValueWords = {
+    **COMMON_VALUES,
+    "-k": ("sni_level", "uint"),
+    "--sni-level": ("sni_level", "uint"),
+}
+TLSD_DEFAULTS: Values = {**COMMON_DEFAULTS, "request_client_cert": "none", "sni_level": 0}
+
+#: tlsserver: tlsd's options plus s6-tcpserver's and s6-applyuidgid's.
+TLSSERVER_FLAGS: Flags = {
+    **TLSD_FLAGS,
+    "-D": ("nodelay", True),
+    "--nodelay": ("nodelay", True),
+    "-d": ("nodelay", False),
+    "--no-nodelay": ("nodelay", False),
+    "-1": ("ready", True),
+    "--print-port": ("ready", True),
+    "-U": ("ids_from_env", True),
+    "--ids-from-env": ("ids_from_env", True),
+}
+TLSSERVER_VALUES: ValueWords = {
+    **TLSD_VALUES,
+    "-c": ("maxconn", "uint"),
+    "--max-connections": ("maxconn", "uint"),
+    "-C": ("localmaxconn", "uint"),
+    "--max-per-ip": ("localmaxconn", "uint"),
+    "-b": ("backlog", "uint"),
+    "--backlog": ("backlog", "uint"),
+    "-u": ("uid", "uint"),
+    "--uid": ("uid", "uint"),
+    "-g": ("gid", "uint"),
+    "--gid": ("gid", "uint"),
+    "-G": ("groups", "str"),
+    "--groups": ("groups", "str"),
+}
+TLSSERVER_DEFAULTS: Values = {
+    **TLSD_DEFAULTS,
+    "nodelay": True,
+    "ready": False,
+    "ids_from_env": False,
+    "maxconn": 40,
+    "localmaxconn": None,
+    "backlog": None,
+    "uid": None,
+    "gid": None,
+    "groups": None,
+}
+
 
 def parse(
     argv: Sequence[str],
-    flags: dict[str, tuple[str, bool]],
-    values: dict[str, tuple[str, str]],
+    flags: Flags,
+    values: ValueWords,
     defaults: Values,
 ) -> tuple[Values, tuple[str, ...]] | None:
     """(parameters, prog) as click would give them, or None: "ask click"."""
@@ -180,16 +244,31 @@ def tlsc_usage_problem(
     return None
 
 
-def guarded(name: str, body: Callable[[Log], int]) -> int:
+def tlsserver_usage_problem(
+    words: Sequence[str], maxconn: int, localmaxconn: int | None, groups: str | None, **_: object
+) -> str | None:
+    """tlsserver's checks of its parsed options and ``ip port prog...``, shared with click."""
+    from .superserver import parse_gid_list, split_words
+
+    if maxconn < 1 or (localmaxconn is not None and localmaxconn < 1):
+        return "-c and -C take a number >= 1"
+    if groups is not None and parse_gid_list(groups) is None:
+        return f"-G takes comma-separated numeric gids, not {groups!r}"
+    _, problem = split_words(words)
+    return problem
+
+
+def guarded(name: str, body: Callable[[Log], int], tag_pid: bool = False) -> int:
     """Run ``body`` and turn every outcome into an exit code, with no traceback.
 
     A :class:`Fatal` is its own ``NAME: fatal:`` line and code; anything
-    unexpected is one "internal error" line and 111.
+    unexpected is one "internal error" line and 111.  ``tag_pid``: every line
+    says ``pid N`` (a server's connection, told apart in a shared log).
     """
     # stderr carries our own lines only (spec section 4): a library's
     # DeprecationWarning about some certificate in a CA bundle is not one of them.
     warnings.simplefilter("ignore")
-    log = Log(name, 1)
+    log = Log(name, 1, os.getpid() if tag_pid else None)
     try:
         code = body(log)
     except Fatal as e:
@@ -218,7 +297,7 @@ def _tlsc_options(params: Values, prog: tuple[str, ...]) -> Options | None:
     """tlsc's (and ucspitlsc's) Options, or None for a usage problem (click reports it)."""
     if tlsc_usage_problem(**params) is not None:  # type: ignore[arg-type]
         return None
-    from .client import build_options
+    from .lifecycle import build_options
 
     rest = dict(params)
     no_verify = rest.pop("no_verify_cert")
@@ -228,10 +307,19 @@ def _tlsc_options(params: Values, prog: tuple[str, ...]) -> Options | None:
 
 def _tlsd_options(params: Values, prog: tuple[str, ...]) -> Options | None:
     """tlsd's (and ucspitlsd's) Options: the connection on stdin/stdout."""
-    from .client import build_options
+    from .lifecycle import build_options
     from .server import NET_READ_FD, NET_WRITE_FD
 
     return build_options(prog, read_fd=NET_READ_FD, write_fd=NET_WRITE_FD, **params)
+
+
+def _tlsserver_options(params: Values, words: tuple[str, ...]) -> ServerOptions | None:
+    """tlsserver's options (``words``: ip port prog...), or None for a usage problem."""
+    if tlsserver_usage_problem(words, **params) is not None:  # type: ignore[arg-type]
+        return None
+    from .superserver import server_options
+
+    return server_options(params, words)
 
 
 class CommandLine:
@@ -245,10 +333,10 @@ class CommandLine:
 
     def __init__(
         self,
-        flags: dict[str, tuple[str, bool]],
-        values: dict[str, tuple[str, str]],
+        flags: Flags,
+        values: ValueWords,
         defaults: Values,
-        options: Callable[[Values, tuple[str, ...]], Options | None],
+        options: Callable[[Values, tuple[str, ...]], Options | ServerOptions | None],
     ) -> None:
         self.flags = flags
         self.values = values
@@ -257,7 +345,8 @@ class CommandLine:
 
 
 TLSC = CommandLine(TLSC_FLAGS, TLSC_VALUES, TLSC_DEFAULTS, _tlsc_options)
-TLSD = CommandLine(COMMON_FLAGS, COMMON_VALUES, COMMON_DEFAULTS, _tlsd_options)
+TLSD = CommandLine(TLSD_FLAGS, TLSD_VALUES, TLSD_DEFAULTS, _tlsd_options)
+TLSSERVER = CommandLine(TLSSERVER_FLAGS, TLSSERVER_VALUES, TLSSERVER_DEFAULTS, _tlsserver_options)
 
 
 def _load(path: str) -> Callable:
@@ -267,12 +356,18 @@ def _load(path: str) -> Callable:
 
 
 def main(
-    name: str, argv: Sequence[str] | None, line: CommandLine, run: str, fallback: str
+    name: str,
+    argv: Sequence[str] | None,
+    line: CommandLine,
+    run: str,
+    fallback: str,
+    tag_pid: bool = False,
 ) -> None:
     """Command ``name``: ``line`` parsed here when it can be, then ``run(options, log)``.
 
     Anything this parser is not sure of goes to ``fallback(argv)``, the click
-    command line of the same command, which then does everything.
+    command line of the same command, which then does everything.  ``tag_pid``:
+    see :func:`guarded`.
     """
     quiet_collector()
     args = list(sys.argv[1:] if argv is None else argv)
@@ -282,7 +377,7 @@ def main(
         _load(fallback)(args)
         return
     runner = _load(run)
-    sys.exit(guarded(name, lambda log: runner(opts, Log(name, opts.verbosity))))
+    sys.exit(guarded(name, lambda log: runner(opts, log.at(opts.verbosity)), tag_pid))
 
 
 def tlsc_main(argv: Sequence[str] | None = None) -> None:
@@ -292,7 +387,7 @@ def tlsc_main(argv: Sequence[str] | None = None) -> None:
 
 def tlsd_main(argv: Sequence[str] | None = None) -> None:
     """The ``tlsd`` command."""
-    main("tlsd", argv, TLSD, "tlsc.server:run", "tlsc.tlsd:main")
+    main("tlsd", argv, TLSD, "tlsc.server:run", "tlsc.tlsd:main", tag_pid=True)
 
 
 def ucspitlsc_main(argv: Sequence[str] | None = None) -> None:
@@ -303,3 +398,8 @@ def ucspitlsc_main(argv: Sequence[str] | None = None) -> None:
 def ucspitlsd_main(argv: Sequence[str] | None = None) -> None:
     """The ``ucspitlsd`` command: tlsd's command line, STARTTLS's lifecycle."""
     main("ucspitlsd", argv, TLSD, "tlsc.starttls:run_server", "tlsc.ucspitls:ucspitlsd_main")
+
+
+def tlsserver_main(argv: Sequence[str] | None = None) -> None:
+    """The ``tlsserver`` command."""
+    main("tlsserver", argv, TLSSERVER, "tlsc.superserver:run", "tlsc.tlsserver:main")

@@ -99,6 +99,9 @@ class Reason(enum.Enum):
     BAD_RECORD = "corrupt record"
     #: tlsd: a received SNI that is not a DNS name (decided by the core, tlsc.names).
     INVALID_SNI = "the {peer} sent an SNI that is not a DNS name"
+    #: tlsd -k 2: no certificate for the name the client asked for (the core decides,
+    #: tlsc.clienthello); detail: the name, or that none was sent.
+    UNRECOGNIZED_NAME = "unrecognized server name"
     #: The session cannot send any more (our close_notify, or the peer's before TLS 1.3).
     WRITE_CLOSED = "the session can no longer send"
     #: Anything a backend could not classify; the detail says what.

@@ -322,7 +322,7 @@ class ClientConfig:
 class ServerConfig:
     """What ``tlsd`` hands a backend to build a server context (spec section 6)."""
 
-    __slots__ = ("anchors", "cert_chain", "private_key", "verify_client")
+    __slots__ = ("anchors", "cert_chain", "client_cert_optional", "private_key", "verify_client")
 
     def __init__(
         self,
@@ -330,13 +330,18 @@ class ServerConfig:
         private_key: bytes,
         verify_client: bool = False,
         anchors: Sequence[tuple[str, bytes]] = (),
+        client_cert_optional: bool = False,
     ) -> None:
         #: KEYFILE/CERTFILE: the server's chain, leaf first, DER each, and its key file's content.
         self.cert_chain = cert_chain
         self.private_key = private_key
-        #: -y: require a client certificate valid under ``anchors`` (clientAuth).
+        #: -Y/-y: ask for a client certificate and verify it under ``anchors`` (clientAuth);
+        #: one that does not pass fails the handshake.
         self.verify_client = verify_client
         self.anchors = anchors
+        #: -Y: with ``verify_client``, a client that sends no certificate is served
+        #: (``facts().peer_certificate`` is None); otherwise (-y) it is refused.
+        self.client_cert_optional = client_cert_optional
 
 
 class Facts:

@@ -31,7 +31,7 @@ of s6-ucspitlsc (the parent becomes prog, the child waits)::
    * Any other byte: exit 100.
 
 4. After ``y``/``Y`` the engine runs steps 2 to 6 of the shared lifecycle
-   (:func:`tlsc.client.run_connection`) with :class:`RunningProg` as its prog:
+   (:func:`tlsc.lifecycle.run_connection`) with :class:`RunningProg` as its prog:
    drop TLS_UID/TLS_GID, handshake under -K, then the relay between the
    network and the tunnel.  The first byte it reads from the network is the
    first byte after prog's cleartext, since prog stopped reading when it sent
@@ -52,8 +52,8 @@ import socket
 from collections.abc import Mapping, Sequence
 
 from . import client, config, exitcodes, server
-from .client import SSL_VARIABLES, Options, Prepared
 from .exitcodes import Fatal
+from .lifecycle import SSL_VARIABLES, Options, Prepared, run_connection
 from .log import Log, flush_std
 from .quick import guarded
 
@@ -73,7 +73,7 @@ def run_server(opts: Options, log: Log) -> int:
 
 
 class RunningProg:
-    """prog as :func:`tlsc.client.run_connection` sees it when prog started first.
+    """prog as :func:`tlsc.lifecycle.run_connection` sees it when prog started first.
 
     prog is the engine's parent and has been running since the start; what
     remains of "starting" it is answering ``Y`` with the SSL_* variables.
@@ -209,7 +209,7 @@ def _engine(
         )
     log.info(f"prog asked for TLS ({command.decode()})")
     prog = RunningProg(to_prog, from_prog, control)
-    return client.run_connection(prepared, opts, log, prog)
+    return run_connection(prepared, opts, log, prog)
 
 
 def _read_command(control: int) -> bytes:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import click
 
-from . import __version__, cli, exitcodes
+from . import __version__, cli, exitcodes, ucspi
 from .client import check_usage, prepare, run_connection
 from .exitcodes import Fatal
 from .log import Log
@@ -36,14 +36,17 @@ from .quick import tlsc_usage_problem
 NAME = "tlsclient"
 DEFAULT_CONNECT_TIMEOUT_MS = 10000
 
-#: Variables a tcpclient sets or clears; the ones we cannot fill are removed so
-#: that prog never sees a stale value inherited from our own environment.
-UCSPI_SET = ("PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT")
-UCSPI_CLEARED = ("TCPREMOTEHOST", "TCPREMOTEINFO", "TCPLOCALHOST")
-
 #: tlsc's own options, reused as they are (same names, same meaning); only the help
 #: of -k and -6/-7 changes, to say what they mean here.
-_OWN = ("servername", "rfd", "wfd", "no_verify_cert", "list_backends", "show_version")
+_OWN = (
+    "no_client_cert",
+    "servername",
+    "rfd",
+    "wfd",
+    "no_verify_cert",
+    "list_backends",
+    "show_version",
+)
 _HELP = {
     "servername": "Require a server certificate valid for NAME (DNS name or IP address); "
     "a DNS name is also sent as SNI.  Default: HOST, unless -H.",
@@ -155,18 +158,6 @@ def connect(host: str, port: int, family: int, timeout_ms: int, log: Log) -> soc
     raise fail("; ".join(errors))
 
 
-def ucspi_environment(sock: socket.socket) -> dict[str, str]:
-    remote = sock.getpeername()
-    local = sock.getsockname()
-    return {
-        "PROTO": "TCP",
-        "TCPREMOTEIP": remote[0],
-        "TCPREMOTEPORT": str(remote[1]),
-        "TCPLOCALIP": local[0],
-        "TCPLOCALPORT": str(local[1]),
-    }
-
-
 def install(sock: socket.socket, rfd: int, wfd: int) -> None:
     """Put the connection on ``rfd`` and ``wfd`` and nowhere else."""
     fd = sock.detach()
@@ -244,6 +235,7 @@ def command(**kw) -> int:
     opts = cli.build_options(
         prog,
         **{name: kw[name] for name in cli.COMMON},
+        no_client_cert=kw["no_client_cert"],
         servername=servername,
         read_fd=rfd,
         write_fd=wfd,
@@ -254,16 +246,14 @@ def command(**kw) -> int:
     usage = check_usage(opts, log, fds=False)
     sock = connect(host, port, family, kw["connect_timeout"], log)
     try:
-        ucspi = ucspi_environment(sock)
+        values = ucspi.of_socket(sock)
         install(sock, rfd, wfd)
     except OSError as e:
         sock.close()
         raise Fatal(
             exitcodes.SYSTEM, f"unable to set up the connection to {host} port {port}: {e.strerror}"
         ) from None
-    for name in UCSPI_CLEARED:
-        os.environ.pop(name, None)
-    os.environ.update(ucspi)
+    ucspi.apply(os.environ, values)
     return run_connection(prepare(opts, log, usage), opts, log)
 
 

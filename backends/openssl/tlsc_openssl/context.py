@@ -150,10 +150,11 @@ def build_context(config: ClientConfig, warn: Warn) -> OpenSSLClientContext:
 def build_server_context(config: ServerConfig, warn: Warn) -> OpenSSLServerContext:
     """The server context for ``config`` (tlsd); errors as for :func:`build_context`.
 
-    With ``verify_client`` a client certificate is required (a client without
-    one gets a certificate_required/handshake_failure alert) and judged by the
-    same rules as a server's, with the clientAuth purpose and no name check.
-    Any SNI is accepted and recorded for ``facts()``.
+    With ``verify_client`` a client certificate is asked for and judged by the
+    same rules as a server's, with the clientAuth purpose and no name check; a
+    client without one gets a certificate_required/handshake_failure alert,
+    unless ``client_cert_optional``.  Any SNI is accepted and recorded for
+    ``facts()``.
     """
     ctx = _new_context(SSL.TLS_SERVER_METHOD, "server")
     _use_credentials(ctx, config.cert_chain, config.private_key, "server")
@@ -168,7 +169,10 @@ def build_server_context(config: ServerConfig, warn: Warn) -> OpenSSLServerConte
     if config.verify_client:
         anchor_der = _load_store(ctx, config.anchors, warn)
         verifier = Verifier(anchor_der, None, purpose=CLIENT_AUTH)
-        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verifier)
+        mode = SSL.VERIFY_PEER
+        if not config.client_cert_optional:
+            mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+        ctx.set_verify(mode, verifier)
     else:
         ctx.set_verify(SSL.VERIFY_NONE)
     return OpenSSLServerContext(ctx)

@@ -109,7 +109,8 @@ class TlsliteBackend:
         """:meth:`tlsc.session.Backend.server_context`: the same checks, the other role.
 
         With ``verify_client`` the client's chain is verified as a server's
-        would be, but for the clientAuth purpose and with no name check.
+        would be, but for the clientAuth purpose and with no name check; with
+        ``client_cert_optional`` too, a client that sends none is served.
         """
         verifier = None
         if config.verify_client:
@@ -121,7 +122,14 @@ class TlsliteBackend:
         cert_chain, private_key = load_credentials(config.cert_chain, config.private_key)
         settings = make_settings()
         return TlsliteContext(
-            partial(TlsliteServerSession, settings, verifier, cert_chain, private_key)
+            partial(
+                TlsliteServerSession,
+                settings,
+                verifier,
+                cert_chain,
+                private_key,
+                config.client_cert_optional,
+            )
         )
 
     def verify_chain(

@@ -72,8 +72,8 @@ class VerifyingConnection(TLSConnection):
 
     Client role: ``verifier`` checks the server's chain.  Server role: it
     checks the client's, and a client that sends no certificate is refused
-    (certificate_required in TLS 1.3, handshake_failure in TLS 1.2); pass
-    None to accept any client.
+    (certificate_required in TLS 1.3, handshake_failure in TLS 1.2) unless
+    ``optional``; pass None to ask for no certificate at all.
 
     ``verifier(chain_der)`` raises :class:`VerificationError` (with an
     ``alert`` attribute naming the alert) to reject the chain; the handshake
@@ -81,9 +81,13 @@ class VerifyingConnection(TLSConnection):
     kept in :attr:`verification_error` so the session can report it as such.
     """
 
-    def __init__(self, sock: Any, verifier: ChainVerifier | None) -> None:
+    def __init__(
+        self, sock: Any, verifier: ChainVerifier | None, optional: bool = False
+    ) -> None:
+        """``optional`` (server role): a client that sends no certificate is served."""
         super().__init__(sock)
         self.tlsc_verifier = verifier
+        self.tlsc_optional = optional
         self.verification_error: VerificationError | None = None
         self._tlsc_client_checked = False
         #: Set by the session once a TLS 1.3 handshake is complete: from then on
@@ -129,6 +133,8 @@ class VerifyingConnection(TLSConnection):
     def _tlsc_check_client(self, certificate: Certificate) -> Iterator[Any]:
         chain = certificate.cert_chain
         ders = [bytes(c.bytes) for c in chain.x509List] if chain is not None else []
+        if not ders and self.tlsc_optional:
+            return
         if not ders:
             tls13 = tuple(self.version) >= (3, 4)
             alert = "certificate_required" if tls13 else "handshake_failure"

@@ -234,11 +234,12 @@ class _SessionBase:
         self,
         verifier: ChainVerifier | None,
         start: Callable[[VerifyingConnection], Iterator[Any]],
+        optional: bool = False,
     ) -> None:
         self._sock = _MemorySocket()
         self._scanner = _RecordScanner()
         try:
-            self._conn = VerifyingConnection(self._sock, verifier)
+            self._conn = VerifyingConnection(self._sock, verifier, optional)
             self._conn.closeSocket = False
             self._handshaker: Iterator[Any] = start(self._conn)
         except Exception as e:
@@ -469,9 +470,9 @@ class TlsliteSession(_SessionBase):
 class TlsliteServerSession(_SessionBase):
     """One server connection (``tlsd``): facts describe the client.
 
-    With a ``verifier`` a client certificate is requested and required; the
-    verifier runs on it inside the handshake (``VerifyingConnection``).
-    Any SNI is accepted and recorded.
+    With a ``verifier`` a client certificate is requested, and required unless
+    ``optional``; the verifier runs on it inside the handshake
+    (``VerifyingConnection``).  Any SNI is accepted and recorded.
     """
 
     def __init__(
@@ -480,6 +481,7 @@ class TlsliteServerSession(_SessionBase):
         verifier: ChainVerifier | None,
         cert_chain: Any,
         private_key: Any,
+        optional: bool = False,
     ) -> None:
         def start(conn: VerifyingConnection) -> Iterator[Any]:
             return conn.handshakeServerAsync(
@@ -489,7 +491,7 @@ class TlsliteServerSession(_SessionBase):
                 settings=settings,
             )
 
-        super().__init__(verifier, start)
+        super().__init__(verifier, start, optional)
 
     def _peer_facts(self, session: Any) -> tuple[bytes | None, str | None]:
         return _leaf(session.clientCertChain), session.serverName or None
