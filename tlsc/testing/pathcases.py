@@ -228,6 +228,11 @@ def _key_usage(c: _Cases) -> None:
 
 def _eku(c: _Cases) -> None:
     p = _PKI("eku")
+    # OpenSSL's TLS purposes still honour Netscape's certificate type on a leaf
+    for variant, bits, ok in (("ssl-server", 0x40, True), ("ssl-client-and-server", 0xC0, True),
+                              ("smime-only", 0x20, False), ("ssl-client-only", 0x80, False)):
+        c.add("extended-key-usage", f"leaf-ns-cert-type/{variant}",
+              [p.leaf(extra=[(_ns_cert_type(bits), False)]), p.inter], [p.root], ok)
     for variant, eku, ok in (
         ("server-auth", (EKU.SERVER_AUTH,), True),
         ("server-and-client", (EKU.CLIENT_AUTH, EKU.SERVER_AUTH), True),
@@ -239,6 +244,12 @@ def _eku(c: _Cases) -> None:
         for kind in ("rsa2048", "p256"):
             c.add("extended-key-usage", f"leaf-{kind}/{variant}",
                   [p.leaf(key_kind=kind, eku=eku), p.inter], [p.root], ok)
+
+
+def _ns_cert_type(bits: int) -> x509.UnrecognizedExtension:
+    """Netscape's certificate type with these bits (0x40 SSL server, 0x80 SSL client)."""
+    return x509.UnrecognizedExtension(x509.ObjectIdentifier("2.16.840.1.113730.1.1"),
+                                      bytes([0x03, 0x02, 0x00, bits]))
 
 
 def _names(c: _Cases) -> None:
@@ -320,6 +331,8 @@ def _critical(c: _Cases) -> None:
               [p.leaf(issuer=inter), inter], [p.root], True)
     c.add("critical-extension", "leaf-known-critical-certificate-policies",
           [p.leaf(extra=[(policies, True)]), p.inter], [p.root], True)
+    c.add("critical-extension", "leaf-known-critical-ns-cert-type",
+          [p.leaf(extra=[(_ns_cert_type(0x40), True)]), p.inter], [p.root], True)
     aia = x509.AuthorityInformationAccess([x509.AccessDescription(
         x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
         x509.UniformResourceIdentifier("http://ca.example/ca.crt"))])
@@ -688,6 +701,22 @@ def _name_constraints(c: _Cases) -> None:
          leaf(mail, ("www.example.org",), subject=subject_mail), False, None)
     case("email-permitted-dns-san-unconstrained", mail, leaf(mail, ("www.example.org",)), True,
          "www.example.org")
+    # an SmtpUTF8Mailbox otherName (RFC 8398) is judged by rfc822Name constraints, by host
+    smtp = x509.ObjectIdentifier("1.3.6.1.5.5.7.8.9")
+
+    def mailbox(address: str) -> x509.OtherName:
+        return x509.OtherName(smtp, certs.der_tlv(0x0C, address.encode()))
+
+    for variant, inter, address, ok in (
+        ("mailbox-permitted-host", mail, "admin@example.com", True),
+        ("mailbox-permitted-other-host", mail, "admin@example.org", False),
+        ("mailbox-permitted-subdomain", mail, "admin@www.example.com", False),
+    ):
+        case(variant, inter, leaf(inter, ("www.example.org",), san=[mailbox(address)]), ok,
+             "www.example.org" if ok else None)
+    mail_no = constrained("exclude mail", _nc(excluded=[x509.RFC822Name("example.com")]))
+    case("mailbox-excluded-host", mail_no,
+         leaf(mail_no, ("www.example.org",), san=[mailbox("admin@example.com")]), False, None)
     uri = constrained("exclude uri", _nc(excluded=[x509.UniformResourceIdentifier(
         ".example.com")]))
     case("uri-excluded-host", uri, leaf(uri, ("www.example.org",), san=[

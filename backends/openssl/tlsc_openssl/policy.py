@@ -155,10 +155,32 @@ def _strength_problem(cert: x509.Certificate) -> Problem | None:
     return None
 
 
+#: Netscape's certificate type (obsolete, still honoured by OpenSSL's TLS purposes): a
+#: leaf that carries it must name its TLS role (bit 1 SSL server, bit 0 SSL client).
+NS_CERT_TYPE = x509.ObjectIdentifier("2.16.840.1.113730.1.1")
+_NS_BITS = {SERVER_AUTH: 0x40, CLIENT_AUTH: 0x80}
+
+
+def _ns_cert_type(cert: x509.Certificate) -> int | None:
+    """The first byte of the leaf's nsCertType bits, or None when it has none."""
+    try:
+        ext = cert.extensions.get_extension_for_oid(NS_CERT_TYPE).value
+    except x509.ExtensionNotFound:
+        return None
+    der = ext.value if isinstance(ext, x509.UnrecognizedExtension) else b""
+    if len(der) < 3 or der[0] != 0x03:
+        raise ValueError("malformed nsCertType")
+    return der[3] if der[1] >= 2 else 0
+
+
 def usage_problem(
     cert: x509.Certificate, depth: int, purpose: x509.ObjectIdentifier
 ) -> Problem | None:
-    """keyUsage/extendedKeyUsage, where present, must allow the use (spec section 2)."""
+    """keyUsage/extendedKeyUsage, where present, must allow the use (spec section 2).
+
+    So must a leaf's nsCertType, as OpenSSL's ``sslserver``/``sslclient``
+    purposes (and so Python's ``ssl``) require.
+    """
     eku = _extension(cert, x509.ExtendedKeyUsage)
     if isinstance(eku, x509.ExtendedKeyUsage) and purpose not in eku:
         # Same rule as OpenSSL's "sslserver"/"sslclient" purposes, CAs included:
@@ -166,6 +188,9 @@ def usage_problem(
         return Reason.EXTENDED_KEY_USAGE, f"extendedKeyUsage does not allow {_NAMES[purpose]}"
     ku = _extension(cert, x509.KeyUsage)
     if depth == 0:
+        ns = _ns_cert_type(cert)
+        if ns is not None and not ns & _NS_BITS[purpose]:
+            return Reason.EXTENDED_KEY_USAGE, f"nsCertType does not allow {_NAMES[purpose]}"
         if isinstance(ku, x509.KeyUsage) and not (
             ku.digital_signature or ku.key_encipherment or ku.key_agreement
         ):

@@ -72,8 +72,12 @@ HANDLED_CRITICAL = frozenset(
     # asked for policy (X509_V_FLAG_POLICY_CHECK) or CRL checks, as tlsc never
     # does: same verdict here (spec section 5), by the same inaction.
     {"certificate_policies", "policy_constraints", "policy_mappings", "inhibit_any_policy",
-     "crl_distribution_points", "ocsp_no_check"}
+     "crl_distribution_points", "ocsp_no_check", "netscape_certificate_type"}
 )
+#: Netscape's certificate type bit a leaf must have, when it has the extension at
+#: all, for OpenSSL's sslserver/sslclient purposes (bit 1 SSL server, bit 0 SSL client).
+_NS_CERT_TYPE = "2.16.840.1.113730.1.1"
+_NS_BITS = {"server": 0x40, "client": 0x80}
 
 #: keyUsage bits that allow a server leaf to be used for TLS (OpenSSL accepts any of them).
 LEAF_KEY_USAGES = frozenset({"digital_signature", "key_encipherment", "key_agreement"})
@@ -293,6 +297,13 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "serv
             f"keyUsage of the {peer} certificate allows none of {allowed}",
             "unsupported_certificate",
         )
+    ns = _ns_cert_type(leaf)
+    if ns is not None and not ns & _NS_BITS[peer]:
+        raise ChainError(
+            Reason.EXTENDED_KEY_USAGE,
+            f"nsCertType of the {peer} certificate does not allow {eku_name}",
+            "unsupported_certificate",
+        )
     # plen: certificates below the issuer being checked that count against its
     # pathLenConstraint (RFC 5280 6.1.4 (l): self-issued intermediates don't).
     plen = 0
@@ -330,6 +341,17 @@ def _check_extensions(path: list[_Cert], anchor: _Cert | None, peer: str = "serv
                 f"does not allow {eku_name}",
                 "unsupported_certificate",
             )
+
+
+def _ns_cert_type(c: _Cert) -> int | None:
+    """The first byte of ``c``'s nsCertType bits, or None when it has none."""
+    for ext in c.cert["tbs_certificate"]["extensions"] or ():
+        if ext["extn_id"].dotted == _NS_CERT_TYPE:
+            der = bytes(ext["extn_value"].contents)
+            if len(der) < 3 or der[0] != 0x03:
+                raise ValueError("malformed nsCertType")
+            return der[3] if der[1] >= 2 else 0
+    return None
 
 
 def _repeated_extension(c: _Cert) -> str | None:
