@@ -632,3 +632,24 @@ def test_version_help_and_console_script():
     if os.path.exists(script):
         p = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=30)
         assert p.returncode == 0 and p.stdout.startswith("tlsserver ")
+
+
+@pytest.mark.parametrize("ids", ["spawned", "forked"])
+def test_prog_sees_only_its_pipes_and_stderr(serve, pki, tmp_path, ids):
+    """Both ways prog is started (spawned at exec time, or a child forked before the
+    drop when ids change): fds 0 and 1 are pipes, 2 is the server's stderr, nothing else;
+    SIGPIPE is back at its default."""
+    if ids == "forked" and os.geteuid() != 0:
+        pytest.skip("TLS_UID needs root")
+    probe = Probe(tmp_path, "fds")
+    env = {"TLS_UID": "65530"} if ids == "forked" else {}
+    prog = ["sh", "-c", 'grep SigIgn /proc/self/status >&2; exec "$@"', "sh",
+            *probe.argv("fds", "write:done\\n", fds=(0, 1))]
+    server = serve(["-v2"], prog, env=env)
+    with tls_client(server.address, client_context(pki.cafile)) as c:
+        assert recv_all(c) == b"done\n"
+    fds = {k: v for k, v in probe.report()["fds"].items() if v != "?"}
+    assert set(fds) == {"0", "1", "2"}, fds
+    assert fds["0"].startswith("pipe:") and fds["1"].startswith("pipe:"), fds
+    ignored = int(server.wait_log(r"^SigIgn:\s+([0-9a-f]+)$")[0].group(1), 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1)), hex(ignored)

@@ -176,6 +176,91 @@ class Child:
         return exitcodes.status_to_code(self.status)
 
 
+class Spawned:
+    """prog started at :meth:`start` by ``posix_spawn``, with no waiting child (a :class:`Prog`).
+
+    For a process that drops no privileges and gives prog no other ids
+    (tlsserver's workers without TLS_UID/TLS_GID or -u/-g/-G): there the
+    waiting child forked in advance buys nothing, and forking a process that
+    holds a TLS library costs a copy of its page tables and a copy-on-write
+    fault for every page either side then writes.  ``posix_spawn`` is a
+    vfork: nothing is copied.  What prog sees is the same: its pipes on RFD/WFD,
+    0-2, nothing else, SIGPIPE and the forwarded signals at their defaults,
+    and an exec failure is our 111 naming it.
+    """
+
+    __slots__ = ("_pin", "_pout", "from_prog", "pid", "rfd", "status", "to_prog", "wfd")
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        try:
+            self._pin, self.to_prog = _pipe()  # prog reads on rfd
+            self.from_prog, self._pout = _pipe()  # prog writes on wfd
+        except OSError as e:
+            raise Fatal(exitcodes.SYSTEM, f"unable to create pipes: {e.strerror}") from None
+        for fd in (self.to_prog, self.from_prog):
+            _enlarge(fd)
+        self.rfd, self.wfd = rfd, wfd
+        self.pid = 0
+        self.status: int | None = None
+
+    def start(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        """Execute prog now; raise Fatal(111) if that failed."""
+        flush_std()
+        try:
+            self.pid = os.posix_spawnp(
+                argv[0],
+                list(argv),
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, self._pin, self.rfd),
+                    (os.POSIX_SPAWN_DUP2, self._pout, self.wfd),
+                ],
+                setsigdef=(*FORWARDED, signal.SIGPIPE, signal.SIGCHLD),
+                setsigmask=(),
+            )
+        except OSError as e:
+            raise Fatal(exitcodes.SYSTEM, f"unable to exec {argv[0]}: {e.strerror}") from None
+        finally:
+            self._close_prog_ends()
+
+    def _close_prog_ends(self) -> None:
+        for fd in (self._pin, self._pout):
+            if fd >= 0:
+                os.close(fd)
+        self._pin = self._pout = -1
+
+    def abandon(self) -> None:
+        """No prog after all (the handshake failed): there is nothing to wait for."""
+        self._close_prog_ends()
+        for fd in (self.to_prog, self.from_prog):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.to_prog = self.from_prog = -1
+        if self.pid:
+            self.wait()
+
+    def kill(self, sig: int) -> None:
+        if self.pid and self.status is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def wait(self) -> int:
+        """prog's exit code as tlsc will return it (128 + signal when killed)."""
+        while self.status is None:
+            try:
+                _, self.status = os.waitpid(self.pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                self.status = 0
+        return exitcodes.status_to_code(self.status)
+
+
 def _pipe() -> tuple[int, int]:
     r, w = os.pipe2(os.O_CLOEXEC)
     return r, w

@@ -6,8 +6,8 @@ Theory of operation
 ::
 
     tlsserver (the server)         listens, accepts, hands out, reaps; no TLS
-     ├─ worker, idle               prog's child forked, TLS_UID/TLS_GID dropped,
-     │   └─ prog's child           waiting on its socketpair for a connection
+     ├─ worker, idle               session made, TLS_UID/TLS_GID dropped,
+     │  (└─ prog's child)          waiting on its socketpair for a connection
      ├─ worker, serving            one connection, tlsd's lifecycle, then exit
      │   └─ prog
      ...
@@ -18,6 +18,10 @@ backend imported, every server context built from KEYFILE, CERTFILE, the
 the server, so it has all of that without reading a file: it runs step 2,
 :func:`tlsc.lifecycle.begin`, at once (its session, the fork of prog's
 waiting child, the privilege drop), then blocks on its end of a socketpair.
+When neither side changes ids (no TLS_UID/TLS_GID, no -u/-g/-G), there is no
+waiting child: prog is spawned after the handshake (:class:`tlsc.child.Spawned`,
+a vfork), which spares every connection a fork of this large process and the
+copy-on-write faults that follow it.
 The server accepts a connection, passes the descriptor to the
 oldest idle worker (SCM_RIGHTS, with the peer's address), closes its own
 copy, and forks a replacement.  The worker puts the connection on fds 0/1 and
@@ -61,7 +65,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from . import exitcodes, ucspi
-from .child import ProgIds
+from .child import ProgIds, Spawned
 from .exitcodes import Fatal
 from .lifecycle import Options, Prepared, begin, build_options
 from .log import Log, flush_std
@@ -400,7 +404,13 @@ class Server:
         os._exit(code)
 
     def _serve_one(self, ctrl: int, log: Log) -> int:  # pragma: no cover - in the worker
-        conn = begin(self.prepared, self.opts, prog_ids=self.prog_ids)
+        ident = self.prepared.ident
+        prog = None
+        if self.prog_ids is None and ident.uid is None and ident.gid is None:
+            # No privilege changes on either side: prog is spawned at exec time
+            # (see child.Spawned), which saves a fork of this big process.
+            prog = Spawned(NET_READ_FD, NET_WRITE_FD)
+        conn = begin(self.prepared, self.opts, prog, self.prog_ids)
         try:
             s = socket.socket(fileno=ctrl)
             try:
