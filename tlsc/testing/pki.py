@@ -12,9 +12,10 @@ one certificate factory) and is written at once by :func:`credential` as a
 server sends (leaf then intermediates, never the self-signed root) and the
 issuers alone (what ``s_server -cert_chain`` takes).  Each credential gets a
 fresh key of its own, so no two certificates of the PKI can vouch for each
-other by accident.  Expected values a test
-compares with tlsc's output (``SSL_PEER_CERT_HASH``, ``SSL_PEER_CERT_SUBJECT``)
-are computed here from the certificate, independently of any backend.
+other by accident, and the whole PKI counts its validity periods from one
+moment (:attr:`PKI.now`).  Expected values a test compares with tlsc's output
+(``SSL_PEER_CERT_HASH``, ``SSL_PEER_CERT_SUBJECT``) are computed here from the
+certificate, independently of any backend.
 
 The PKI (the trust anchor is :attr:`PKI.cafile`, the root; leaves name
 ``localhost``, ``127.0.0.1`` and ``::1`` unless said otherwise)::
