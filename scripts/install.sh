@@ -8,7 +8,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    openssl gnutls-bin ucspi-tcp stunnel4 socat procps >/dev/null
+    openssl gnutls-bin ucspi-tcp stunnel4 socat procps man-db >/dev/null
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
