@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
+from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,9 @@ BIN = Path(sys.executable).parent
 
 
 def commands() -> list[str]:
-    with open(ROOT / "pyproject.toml", "rb") as f:
-        return sorted(tomllib.load(f)["project"]["scripts"])
+    """The core distribution's console scripts, as installed."""
+    eps = distribution("tlsc").entry_points
+    return sorted(ep.name for ep in eps if ep.group == "console_scripts")
 
 
 def help_options(name: str) -> set[str]:
