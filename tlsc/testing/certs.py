@@ -46,6 +46,8 @@ __all__ = [
     "der_tlv",
     "duplicate_extension",
     "edit_extensions",
+    "edit_tbs",
+    "explicit_curve",
     "chain",
     "issue",
     "key",
@@ -449,27 +451,64 @@ def _sign_tbs(tbs: bytes, signer: PrivateKey) -> bytes:
     raise ValueError(f"cannot sign with {type(signer).__name__}")
 
 
-def edit_extensions(
+def edit_tbs(
     issued: Issued, signer: Issued | None, edit: Callable[[list[bytes]], list[bytes]]
 ) -> Issued:
-    """``issued`` with its extensions (DER ``Extension`` elements) passed through ``edit``.
+    """``issued`` with the fields of its TBSCertificate (DER elements) passed through ``edit``.
 
     For the certificates ``cryptography`` refuses to build (an extension
-    twice, hand-encoded extension values): the TBS is taken apart, its
-    extension list edited, and the result signed again by ``signer``'s key
-    (None: ``issued``'s own, for a self-signed certificate) with the
-    algorithm it was signed with (SHA-256 or Ed25519, not PSS).
+    twice, a curve spelled out): the TBS is taken apart, edited, and signed
+    again by ``signer``'s key (None: ``issued``'s own, for a self-signed
+    certificate) with the algorithm it was signed with (SHA-256 or Ed25519,
+    not PSS).
     """
     tbs_content, _ = _der_split(issued.cert.tbs_certificate_bytes)
-    fields = _der_elements(tbs_content)
-    at = next(i for i, f in enumerate(fields) if f[0] == 0xA3)
-    extensions = _der_elements(_der_split(_der_split(fields[at])[0])[0])
-    fields[at] = der_tlv(0xA3, der_tlv(0x30, b"".join(edit(extensions))))
-    tbs = der_tlv(0x30, b"".join(fields))
+    tbs = der_tlv(0x30, b"".join(edit(_der_elements(tbs_content))))
     algorithm = _der_elements(_der_split(issued.cert.public_bytes(
         serialization.Encoding.DER))[0])[1]
     signature = _sign_tbs(tbs, (signer or issued).key)
     return issued.with_der(der_tlv(0x30, tbs + algorithm + der_tlv(0x03, b"\x00" + signature)))
+
+
+def edit_extensions(
+    issued: Issued, signer: Issued | None, edit: Callable[[list[bytes]], list[bytes]]
+) -> Issued:
+    """``issued`` with its extensions (DER ``Extension`` elements) passed through ``edit``."""
+
+    def edit_fields(fields: list[bytes]) -> list[bytes]:
+        at = next(i for i, f in enumerate(fields) if f[0] == 0xA3)
+        extensions = _der_elements(_der_split(_der_split(fields[at])[0])[0])
+        fields[at] = der_tlv(0xA3, der_tlv(0x30, b"".join(edit(extensions))))
+        return fields
+
+    return edit_tbs(issued, signer, edit_fields)
+
+
+#: P-256's domain parameters spelled out (SEC 1 SpecifiedECDomain), as
+#: ``openssl ecparam -name prime256v1 -param_enc explicit`` writes them.
+P256_EXPLICIT = bytes.fromhex(
+    "3081f7020101302c06072a8648ce3d0101022100ffffffff0000000100000000000000000000"
+    "0000ffffffffffffffffffffffff305b0420ffffffff00000001000000000000000000000000"
+    "fffffffffffffffffffffffc04205ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f6"
+    "3bce3c3e27d2604b031500c49d360886e704936a6678e1139d26b7819f7e900441046b17d1f2"
+    "e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7"
+    "eb4a7c0f9e162bce33576b315ececbb6406837bf51f5022100ffffffff00000000ffffffffff"
+    "ffffffbce6faada7179e84f3b9cac2fc632551020101"
+)
+
+
+def explicit_curve(issued: Issued, signer: Issued | None) -> Issued:
+    """``issued`` (a P-256 key) with its curve's parameters spelled out instead of named.
+
+    RFC 5480 forbids it in certificates; OpenSSL's strict mode refuses it.
+    """
+    spki = issued.cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    algorithm, point = _der_elements(_der_split(spki)[0])
+    oid = _der_elements(_der_split(algorithm)[0])[0]
+    explicit = der_tlv(0x30, der_tlv(0x30, oid + P256_EXPLICIT) + point)
+    return edit_tbs(issued, signer, lambda fields: [explicit if f == spki else f for f in fields])
 
 
 def duplicate_extension(

@@ -538,6 +538,13 @@ def _structure(c: _Cases) -> None:
         inter("unknown twice", extra=with_unknown), p.root, unknown), False)
     r = root("unknown twice", extra=with_unknown)
     via_root("root-unknown-extension-twice", certs.duplicate_extension(r, None, unknown), False)
+    # an EC key's curve named, never spelled out (RFC 5480 2.1.1)
+    spelled = certs.explicit_curve(
+        _cert("structure explicit Inter", key_kind="p256", slot=5, ca=True, issuer=p.root),
+        p.root)
+    via_inter("inter-ec-explicit-curve", spelled, False)
+    c.add(rule, "leaf-ec-explicit-curve",
+          [certs.explicit_curve(p.leaf(key_kind="p256"), p.inter), p.inter], [p.root], False)
 
 
 def _anchor_strength(c: _Cases) -> None:
