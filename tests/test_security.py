@@ -357,7 +357,10 @@ CLIENT_KEY_CASES = {
                                       "KEYFILE": pki.client.key_pem,
                                       "CERTFILE": pki.client.cert_pem},
                                      [pki.client.key_pem]),
-    "CADIR holding only a key": lambda pki, t: ({"CADIR": _keydir(pki, t), "CAFILE": None},
+    # Valid CERTFILE/KEYFILE for -y, so that the usage check passes and the anchors are read.
+    "CADIR holding only a key": lambda pki, t: ({"CADIR": _keydir(pki, t), "CAFILE": None,
+                                                 "KEYFILE": pki.client.key_pem,
+                                                 "CERTFILE": pki.client.cert_pem},
                                                 [pki.client.key_pem]),
 }
 
