@@ -131,7 +131,7 @@ class TlsdPeer:
             "KEYFILE": str(f[f"{label}.key"]),
             "CERTFILE": str(f[f"{label}.chain"]),
         }
-        certs = ["-Y"]
+        certs: list[str] = []  # tlsd asks for no client certificate (-Y: an optional one)
         if require_client_cert:
             certs = ["-y"]
             self.env["CAFILE"] = str(f["root"])
