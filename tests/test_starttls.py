@@ -145,8 +145,10 @@ def start_ucspitlsd(conn: socket.socket, args: list[str], env: dict[str, str], t
     return Started(argv, proc, report)
 
 
-def server_env(pki: dict, kind: str = "ecdsa", **extra: str) -> dict[str, str]:
-    return {"KEYFILE": pki[f"{kind}.key"], "CERTFILE": pki[f"{kind}.chain"], **extra}
+def server_env(pki: dict, kind: str = "ecdsa", **extra: str | None) -> dict[str, str]:
+    """KEYFILE/CERTFILE and ``extra``; a None value leaves a variable out."""
+    env = {"KEYFILE": pki[f"{kind}.key"], "CERTFILE": pki[f"{kind}.chain"], **extra}
+    return {k: v for k, v in env.items() if v is not None}
 
 
 def parse_y(answer: str) -> dict[str, str | None]:
@@ -443,6 +445,31 @@ def test_readme_submission_example(pki, tmp_path):
                                     "MAIL FROM:<me@example.org>\r\n",
                                     "RCPT TO:<you@example.org>\r\n"], s.describe()
     assert s.report["message"] == "Subject: hi\r\n\r\n..leading dot\r\nbody\r\n"
+
+
+def test_ucspitlsd_sni_level(pki, tmp_path):
+    """tlsd's -k SNILEVEL: at 2 only the pair named by the client's SNI is served, and
+    the pairs leave prog's environment with the other TLS variables."""
+    named = {"KEYFILE:localhost": pki["rsa.key"], "CERTFILE:localhost": pki["rsa.chain"]}
+    c, s = _pair(pki, tmp_path, ["-k", "localhost"], ["-k", "2"], {"ST_CMD": "Y"},
+                 {"ST_CMD": "Y", "KEYFILE": None, "CERTFILE": None, **named})
+    c.assert_clean()
+    s.assert_clean()
+    assert parse_y(c.report["Y"])["SSL_PEER_CERT_HASH"] == "SHA256:" + hashlib.sha256(
+        pki["pki"].rsa.der).hexdigest(), c.describe()
+    assert set(s.report["env"].values()) == {None}, s.describe()
+
+
+def test_ucspitlsd_sni_level_unknown_name(pki, tmp_path):
+    """-k 2 and a client sending no SNI: both engines fail (98), both progs read EOF."""
+    named = {"KEYFILE:localhost": pki["rsa.key"], "CERTFILE:localhost": pki["rsa.chain"]}
+    c, s = _pair(pki, tmp_path, ["-k", "127.0.0.1"], ["-k", "2"], {"ST_CMD": "y"},
+                 {"ST_CMD": "y", "KEYFILE": None, "CERTFILE": None, **named})
+    assert (c.rc, s.rc) == (0, 0), (c.describe(), s.describe())
+    assert (c.report["engine"], s.report["engine"]) == (98, 98), (c.describe(), s.describe())
+    assert len(s.fatal) == 1 and "unrecognized server name" in s.fatal[0], s.describe()
+    assert len(c.fatal) == 1 and "unrecognized_name" in c.fatal[0], c.describe()
+    assert s.report["seen"] == [] and c.report["tunnel_rest"] == "", s.describe()
 
 
 # -- declining, bad commands, failures ------------------------------------------------

@@ -23,7 +23,7 @@ _PROTOCOL = (
     "  sends back the SSL_* variables on SSLCTLFD after the handshake, as\n"
     "  NUL-terminated NAME=value strings (NAME alone when unset), then an empty\n"
     "  one.  Closing SSLCTLFD without a command declines TLS.\n"
-    "  CADIR CAFILE CERTFILE KEYFILE TLS_UID TLS_GID are removed unless -Z.\n"
+    "  {removed} are removed unless -Z.\n"
     "  The TLS engine is prog's child: the exit codes below are its own;\n"
     "  after a clean session or a refusal it exits 0."
 )
@@ -33,14 +33,19 @@ CLIENT = cli.renamed(
     "ucspitlsc",
     "STARTTLS, client side: run prog in cleartext on the connection at fds 6/7, "
     "and the client side of TLS there when prog asks for it (UCSPI-TLS).",
-    cli.make_epilog(cli.ENVIRONMENT, _PROTOCOL.format(where="its fds 6/7 (-6/-7)")),
+    cli.make_epilog(cli.ENVIRONMENT, _PROTOCOL.format(
+        where="its fds 6/7 (-6/-7)", removed="CADIR CAFILE CERTFILE KEYFILE TLS_UID TLS_GID"
+    )),
 )
 SERVER = cli.renamed(
     tlsd.command,
     "ucspitlsd",
     "STARTTLS, server side: run prog in cleartext on the connection at stdin/stdout, "
     "and the server side of TLS there when prog asks for it (UCSPI-TLS).",
-    cli.make_epilog(tlsd.ENVIRONMENT, _PROTOCOL.format(where="its stdin/stdout")),
+    cli.make_epilog(tlsd.ENVIRONMENT, _PROTOCOL.format(
+        where="its stdin/stdout",
+        removed="CADIR CAFILE CERTFILE KEYFILE, the :name pairs, TLS_UID TLS_GID",
+    )),
 )
 
 

@@ -26,7 +26,8 @@ NET_R, NET_W = (0, 1) if ROLE == "server" else (6, 7)
 CMD = os.environ.get("ST_CMD", "y")
 EARLY = os.environ.get("ST_EARLY") == "1"
 PAYLOAD = int(os.environ.get("ST_PAYLOAD", "1000"))
-report: dict = {"seen": [], "clear": []}
+report: dict = {"seen": [], "clear": [], "env": {
+    k: os.environ.get(k) for k in ("CAFILE", "KEYFILE", "CERTFILE", "KEYFILE:localhost")}}
 
 
 def readline_unbuffered(fd: int) -> bytes:
