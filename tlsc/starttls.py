@@ -213,14 +213,11 @@ def _engine(
 
 
 def _read_command(control: int) -> bytes:
-    """One byte from the control socket; b"" at EOF.  Signals end the wait as they would."""
-    while True:
-        try:
-            return os.read(control, 1)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries already
-            continue
-        except ConnectionResetError:
-            return b""
+    """One byte from the control socket; b"" at EOF (prog closed it, or exited)."""
+    try:
+        return os.read(control, 1)
+    except ConnectionResetError:
+        return b""
 
 
 def _sanitize_std() -> None:
