@@ -237,7 +237,8 @@ def test_reset_mid_stream(tls, tlsc, pki, faultpeer, probe, tmp_path):
 def test_server_stops_reading_while_prog_writes(backend, tlsc, pki, faultpeer, probe, tmp_path):
     """tlsc blocks (bounded memory, no CPU) instead of buffering prog's endless output;
     when the server then dies, tlsc fails cleanly (111) and prog is not left behind."""
-    peer = faultpeer(pki.leaf_ec, "noread", rcvbuf=65536)
+    # The peer must outlive settle() (it stalls for its timeout, then leaves): stopped below.
+    peer = faultpeer(pki.leaf_ec, "noread", rcvbuf=65536, timeout=300)
     p, pidfile = probe(), tmp_path / "pid"
     prog = with_pid(pidfile, p.argv("sendfile:/dev/zero", "sleep:1"))
     proc = tlsc.start(["-k", "localhost", *prog], peer=peer.address)
@@ -251,7 +252,7 @@ def test_server_stops_reading_while_prog_writes(backend, tlsc, pki, faultpeer, p
         grown = rss_kib(proc.pid) - before
         assert grown < 8 * 1024, f"tlsc grew by {grown} KiB against a stalled server"
         peer.stop()
-        r = proc.wait(15)
+        r = proc.wait(60)
     finally:
         proc.kill()
     r.assert_fatal(111, r"network", strict=False)
