@@ -16,6 +16,7 @@ import stat
 from collections.abc import Mapping
 
 from . import exitcodes
+from .anchors import TrustAnchors
 from .der import certificates_in
 from .exitcodes import Fatal
 from .log import Log
@@ -51,10 +52,25 @@ class Identity:
         return f"Identity(uid={self.uid!r}, gid={self.gid!r})"
 
 
+def _slurp(path: str, size: int = 65536) -> bytes:
+    """A whole file, ``size`` bytes expected (a stat's st_size), through plain system calls.
+
+    A CADIR is read file by file on every connection, and a Python file object
+    per file cost more than the reading itself.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, max(size, 4096) + 1):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _read(path: str, what: str) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return _slurp(path)
     except OSError as e:
         raise Fatal(exitcodes.CONFIG, f"unable to read {what} {path}: {e.strerror}") from None
 
@@ -77,40 +93,55 @@ def require_anchors(
 
 def read_anchors(
     env: Mapping[str, str], log: Log, hint: str = " (or use --no-verify-cert)"
-) -> list[tuple[str, bytes]]:
-    """Trust anchors from CADIR (wins) or CAFILE, as (origin, DER) pairs."""
+) -> TrustAnchors:
+    """Trust anchors from CADIR (wins) or CAFILE (spec section 2).
+
+    Every distinct certificate once (:class:`TrustAnchors`): a CADIR such as
+    /etc/ssl/certs holds each anchor two or three times (its file, its hash
+    link, the bundle), and a file reached again through another name (same
+    inode) is not even read again.
+    """
     source, location = require_anchors(env, hint)
+    anchors = TrustAnchors()
     if source == "CADIR":
         cadir = location
         try:
             names = sorted(os.listdir(cadir))
         except OSError as e:
             raise Fatal(exitcodes.CONFIG, f"unable to read CADIR {cadir}: {e.strerror}") from None
-        anchors: list[tuple[str, bytes]] = []
+        read: set[tuple[int, int]] = set()
         for name in names:
             path = os.path.join(cadir, name)
             try:
-                if not stat.S_ISREG(os.stat(path).st_mode):
+                st = os.stat(path)
+                if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in read:
                     continue
-                with open(path, "rb") as f:
-                    data = f.read()
+                read.add((st.st_dev, st.st_ino))
+                data = _slurp(path, st.st_size)
             except OSError as e:
                 log.warn(f"skipping {path}: {e.strerror}")
                 continue
-            found = certificates_in(data)
-            if not found:
-                log.info(f"skipping {path}: no certificate in it")
-            anchors.extend((path, der) for der in found)
+            _add_anchors(anchors, path, data, log)
         where = f"CADIR {cadir}"
     else:
         cafile = location
-        anchors = [(cafile, der) for der in certificates_in(_read(cafile, "CAFILE"))]
+        _add_anchors(anchors, cafile, _read(cafile, "CAFILE"), log)
         where = f"CAFILE {cafile}"
     if not anchors:
         raise Fatal(
             exitcodes.CONFIG, f"unable to load trust anchors: no usable certificate in {where}"
         )
     return anchors
+
+
+def _add_anchors(anchors: TrustAnchors, path: str, data: bytes, log: Log) -> None:
+    """The certificates of one file; a file with none is skipped (a warning at -v 2)."""
+    found = certificates_in(data)
+    if not found:
+        log.info(f"skipping {path}: no certificate in it")
+    for der in found:
+        if not anchors.add(path, der):
+            log.warn(f"{path}: not a certificate, skipped")
 
 
 def require_credentials(

@@ -15,7 +15,6 @@ fields it needs here too (:func:`certificate_fields`, :func:`subject_alt_names`,
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import re
@@ -87,24 +86,119 @@ def looks_like_der_certificate(data: bytes) -> bool:
 
 
 _PEM = re.compile(
-    rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----\s*(.*?)"
-    rb"-----END (?:X509 |TRUSTED )?CERTIFICATE-----",
-    re.S,
+    rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----([^-]*)"
+    rb"-----END (?:X509 |TRUSTED )?CERTIFICATE-----"
 )
+#: What a PEM body may hold: base64, line breaks and blanks.
+_PEM_BODY = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\n\r\v\f"
 
 
 def certificates_in(data: bytes) -> list[bytes]:
-    """Every certificate in a file: all PEM blocks, else the file itself if it is DER."""
+    """Every certificate in a file: all PEM blocks, else the file itself if it is DER.
+
+    A PEM block whose body is not base64 (stray characters, bad padding) is
+    skipped.  A system trust store is ~150 blocks, read on every connection,
+    hence C-level passes over each body (``translate`` deletes every allowed
+    byte: anything left is a stray) rather than splitting and joining lines.
+    """
     if b"-----BEGIN" in data:
         out = []
-        for m in _PEM.finditer(data):
-            try:
-                der = base64.b64decode(b"".join(m.group(1).split()), validate=True)
-            except (binascii.Error, ValueError):
+        for body in _PEM.findall(data):
+            if body.translate(None, _PEM_BODY):
                 continue
-            out.append(der)
+            try:
+                out.append(binascii.a2b_base64(body))
+            except binascii.Error:
+                continue
         return out
     return [data] if looks_like_der_certificate(data) else []
+
+
+def tbs_names(cert_der: bytes) -> tuple[bytes, bytes]:
+    """(issuer, subject) of a certificate, each the DER of its Name.
+
+    Checks the certificate's outline on the way (a SEQUENCE of TBSCertificate,
+    algorithm and BIT STRING spanning the input, and the TBSCertificate's
+    fields up to the subject public key): enough to tell a certificate from
+    anything else, not a validation.
+    """
+    tag, start, end = _tlv(cert_der, 0)
+    if tag != 0x30 or end != len(cert_der):
+        raise DERError("not a certificate: not a SEQUENCE spanning the input")
+    ttag, pos, tbs_end = _tlv(cert_der, start)
+    atag, _, alg_end = _tlv(cert_der, tbs_end)
+    stag, _, sig_end = _tlv(cert_der, alg_end)
+    if (ttag, atag, stag) != (0x30, 0x30, 0x03) or sig_end != end:
+        raise DERError("not a certificate")
+    if _tlv(cert_der, pos)[0] == 0xA0:  # explicit [0] version
+        pos = _tlv(cert_der, pos)[2]
+    fields = []
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+    for wanted in (0x02, 0x30, 0x30, 0x30, 0x30, 0x30):
+        tag, _, field_end = _tlv(cert_der, pos)
+        if tag != wanted or field_end > tbs_end:
+            raise DERError("not a certificate: not a TBSCertificate")
+        fields.append(cert_der[pos:field_end])
+        pos = field_end
+    return fields[2], fields[4]
+
+
+def name_key(name_der: bytes) -> tuple[tuple[tuple[bytes, int, bytes], ...], ...]:
+    """A Name, reduced so that two names are equal exactly when OpenSSL says they are.
+
+    OpenSSL compares names (X509_NAME_cmp: chain building, store look-ups) by a
+    canonical form: each string value converted to UTF-8, leading and trailing
+    white space dropped, inner runs of it made one space, ASCII letters in
+    lower case; other value types as they are; the attributes of one RDN in
+    any order.  This is that form, as one tuple per RDN of sorted
+    ``(OID, tag, value)`` (tag 0x0C, UTF8String, for every string type).
+    """
+    try:
+        tag, start, end = _tlv(name_der, 0)
+        if tag != 0x30 or end != len(name_der):
+            raise DERError("a Name is a SEQUENCE")
+        rdns = []
+        for rtag, rs, re_ in _children(name_der, start, end):
+            if rtag != 0x31:
+                raise DERError("RDN is not a SET")
+            attrs = []
+            for atag, as_, ae in _children(name_der, rs, re_):
+                kids = _children(name_der, as_, ae)
+                if atag != 0x30 or len(kids) != 2 or kids[0][0] != 0x06:
+                    raise DERError("attribute is not a SEQUENCE of an OID and a value")
+                (_, os_, oe), (vtag, vs, ve) = kids
+                value = name_der[vs:ve]
+                if vtag in _CANONICAL:
+                    value = b" ".join(_CANONICAL[vtag](value).split()).lower()
+                    vtag = 0x0C
+                attrs.append((name_der[os_:oe], vtag, value))
+            rdns.append(tuple(sorted(attrs)))
+        return tuple(rdns)
+    except (ValueError, UnicodeError) as e:
+        raise DERError(f"not a Name: {e}") from None
+
+
+def _utf8(value: bytes) -> bytes:
+    value.decode("utf-8")  # OpenSSL refuses a name that is not UTF-8 where it says so
+    return value
+
+
+def _latin1(value: bytes) -> bytes:
+    return value if value.isascii() else value.decode("latin-1").encode("utf-8")
+
+
+#: The string types OpenSSL canonicalises (ASN1_MASK_CANON), to UTF-8.  The
+#: one-byte types are read as Latin-1, as OpenSSL does; NumericString is not
+#: among them.
+_CANONICAL = {
+    0x0C: _utf8,  # UTF8String
+    0x13: _latin1,  # PrintableString
+    0x14: _latin1,  # T61String
+    0x16: _latin1,  # IA5String
+    0x1A: _latin1,  # VisibleString
+    0x1E: lambda v: v.decode("utf-16-be").encode("utf-8"),  # BMPString
+    0x1C: lambda v: v.decode("utf-32-be").encode("utf-8"),  # UniversalString
+}
 
 
 def peer_cert_hash(der: bytes) -> str:

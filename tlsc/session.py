@@ -97,12 +97,31 @@ place of a reason is accepted and becomes the detail of the class's
 Close semantics, told apart: ``read`` returning ``b""`` is close_notify (clean);
 ``Truncated`` is EOF without close_notify (a truncation attack under -J); any
 other :class:`TLSError` is a fatal error.
+
+Trust anchors (``ClientConfig.anchors``, ``ServerConfig.anchors``) are a
+:class:`TrustAnchors`: the ``(origin, DER)`` pairs of every distinct anchor
+(whatever sequence of pairs a caller passes is made one), already sorted from
+what is not a certificate, which the core reported.  A system trust store is
+~140 of them and a handshake needs one or two, so parsing them all costs
+every connection dearly.  A backend either loads them all, cheaply (one call
+into its library, no per-certificate objects of ours), or, if it can see the
+peer's chain before verifying it, loads only ``anchors.for_chain(chain)``
+(or looks them up one by one: ``issuers_of``, ``with_subject_of``).  Names
+are matched as OpenSSL matches them.  It warns (``warn``) about an anchor its
+library refuses, skips it, and raises :class:`ConfigError` when it can use
+none; a backend that parses lazily may instead find out in the handshake.
+
+Start-up cost is part of the contract: the core imports nothing on a run but
+what the run executes (see ``tests/test_startup.py``), and a backend should
+do the same: no ``importlib.metadata`` and nothing else that only
+``--list-backends`` or a type checker needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from .anchors import TrustAnchors
 from .names import sni_for
 from .reasons import Reason, words
 
@@ -129,6 +148,7 @@ __all__ = [
     "Session",
     "TLSError",
     "Truncated",
+    "TrustAnchors",
     "VerificationError",
     "Warn",
     "WriteClosed",
@@ -294,15 +314,16 @@ class ClientConfig:
 
     def __init__(
         self,
-        anchors: Sequence[tuple[str, bytes]] = (),
+        anchors: Iterable[tuple[str, bytes]] = (),
         verify: bool = True,
         server_name: str | None = None,
         cert_chain: Sequence[bytes] = (),
         private_key: bytes | None = None,
         extra: dict[str, str] | None = None,
     ) -> None:
-        #: Trust anchors, one DER certificate each, with where it came from (for messages).
-        self.anchors = anchors
+        #: Trust anchors, one DER certificate each, with where it came from (for
+        #: messages), looked up by subject name when the backend wants (see above).
+        self.anchors = TrustAnchors.of(anchors)
         #: False under --no-verify-cert: accept any server certificate.
         self.verify = verify
         #: -k: a DNS name or an IP address literal the server certificate must match.
@@ -329,7 +350,7 @@ class ServerConfig:
         cert_chain: Sequence[bytes],
         private_key: bytes,
         verify_client: bool = False,
-        anchors: Sequence[tuple[str, bytes]] = (),
+        anchors: Iterable[tuple[str, bytes]] = (),
         client_cert_optional: bool = False,
     ) -> None:
         #: KEYFILE/CERTFILE: the server's chain, leaf first, DER each, and its key file's content.
@@ -338,7 +359,8 @@ class ServerConfig:
         #: -Y/-y: ask for a client certificate and verify it under ``anchors`` (clientAuth);
         #: one that does not pass fails the handshake.
         self.verify_client = verify_client
-        self.anchors = anchors
+        #: -y: the anchors client certificates must chain to, as ``ClientConfig.anchors``.
+        self.anchors = TrustAnchors.of(anchors)
         #: -Y: with ``verify_client``, a client that sends no certificate is served
         #: (``facts().peer_certificate`` is None); otherwise (-y) it is refused.
         self.client_cert_optional = client_cert_optional

@@ -49,6 +49,7 @@ __all__ = [
     "edit_tbs",
     "explicit_curve",
     "chain",
+    "garbled",
     "issue",
     "key",
     "name",
@@ -545,3 +546,19 @@ def _oid_der(oid: x509.ObjectIdentifier) -> bytes:
             arc >>= 7
         out += bytes(reversed(chunk))
     return der_tlv(0x06, bytes(out))
+
+
+def garbled(der: bytes) -> bytes:
+    """``der`` with its outline intact (tags, lengths, names) and its inside unreadable.
+
+    Its first UTCTime becomes letters and the OID of its signature algorithm
+    (in the TBSCertificate) an encoding no decoder accepts (a first byte of
+    0x80): OpenSSL, Python's ssl and asn1crypto all refuse to load it, while
+    the core's outline check (:func:`tlsc.der.tbs_names`) lets it through to
+    the backend.  ``der`` must be signed with an algorithm of :data:`ALG`.
+    """
+    i = der.index(b"\x17\x0d")  # a UTCTime of 13 characters (a date before 2050)
+    der = der[: i + 2] + b"notatimeatall" + der[i + 15 :]
+    j = min(der.find(alg) for alg in ALG.values() if alg in der)
+    k = j + 4  # the OID's first content byte: 30 LL 06 LL <content>
+    return der[:k] + b"\x80" + der[k + 1 :]

@@ -26,6 +26,7 @@ from tlsc.session import (
     VerificationError,
     WriteClosed,
 )
+from tlsc.testing import certs
 from tlsc.testing.pki import credential
 from tlsc_openssl import backend, verify_chain
 
@@ -352,23 +353,29 @@ def test_verify_chain_partial_and_names(pki):
 
 def test_bad_anchor_warned_and_skipped(make_pair, pki):
     warnings: list[str] = []
-    anchors = [("junk.pem", b"not a certificate"), ("root.pem", pki.root.der)]
+    broken = certs.garbled(pki.root.der)  # a certificate's outline, unreadable inside
+    anchors = [("broken.pem", broken), ("root.pem", pki.root.der)]
     make_pair("leaf_ec", config(pki, anchors=anchors), warn=warnings.append).handshake()
-    assert warnings == ["junk.pem: not a certificate, skipped"]
+    assert warnings == ["broken.pem: not a certificate, skipped"]
 
 
-def test_pem_anchor_accepted(make_pair, pki):
+def test_anchors_are_der(pki):
+    """PEM is the core's to decode (tlsc.der.certificates_in): a PEM blob is no anchor."""
     pem = pki.inter.cert.public_bytes(serialization.Encoding.PEM)
-    make_pair("leaf_ec", config(pki, anchors=[("inter.pem", pem)])).handshake()
+    assert len(config(pki, anchors=[("inter.pem", pem)]).anchors) == 0
 
 
 def test_no_usable_anchor(pki):
     warnings: list[str] = []
+    broken = certs.garbled(pki.root.der)
     with pytest.raises(ConfigError, match="no usable trust anchor"):
-        backend.client_context(config(pki, anchors=[("a", b"junk")]), warnings.append)
+        backend.client_context(config(pki, anchors=[("a", broken)]), warnings.append)
     assert warnings == ["a: not a certificate, skipped"]
     with pytest.raises(ConfigError, match="no usable trust anchor"):
+        backend.client_context(config(pki, anchors=[("junk", b"junk")]), warnings.append)
+    with pytest.raises(ConfigError, match="no usable trust anchor"):
         backend.client_context(config(pki, anchors=[]), warnings.append)
+    assert len(warnings) == 1
 
 
 def test_no_anchor_needed_without_verification():

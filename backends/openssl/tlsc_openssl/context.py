@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
 from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, Warn
 
-from .credentials import load_anchors, load_client_credentials
+from .credentials import load_client_credentials
 from .errors import reason_of
 from .policy import CLIENT_AUTH
 from .session import OpenSSLServerSession, OpenSSLSession, record_server_name
-from .verify import STORE_FLAGS, Verifier, configure_store
+from .verify import STORE_FLAGS, Verifier, add_anchors, configure_store
 
 __all__ = ["OpenSSLClientContext", "OpenSSLServerContext", "build_context", "build_server_context"]
 
@@ -79,28 +78,24 @@ def _configure_verification(ctx: SSL.Context, config: ClientConfig, warn: Warn) 
 
 
 def _load_store(
-    ctx: SSL.Context, anchors_in: Sequence[tuple[str, bytes]], warn: Warn
+    ctx: SSL.Context, anchors: Sequence[tuple[str, bytes]], warn: Warn
 ) -> frozenset[bytes]:
-    """Put the usable anchors in the context's store (partial chains); their DER."""
-    anchors = load_anchors(anchors_in, warn)
+    """Put the usable anchors in the context's store (partial chains); their DER.
+
+    All of them: pyOpenSSL offers no way to see the peer's chain before
+    OpenSSL verifies it, so there is nothing to choose them by.
+    """
     store = ctx.get_cert_store()
     if store is None:
         raise EngineError("OpenSSL: the context has no certificate store")
-    anchor_der: set[bytes] = set()
-    for cert in anchors:
-        try:
-            store.add_cert(crypto.X509.from_cryptography(cert))
-        except crypto.Error:
-            warn(f"{cert.subject.rfc4514_string() or 'anchor'}: refused by OpenSSL, skipped")
-            continue
-        anchor_der.add(cert.public_bytes(Encoding.DER))
+    anchor_der = add_anchors(store, anchors, warn)
     if not anchor_der:
         raise ConfigError("no usable trust anchor")
     try:
         configure_store(store, STORE_FLAGS)
     except (crypto.Error, MemoryError) as e:
         raise _engine("configure the certificate store", e) from None
-    return frozenset(anchor_der)
+    return anchor_der
 
 
 def _configure_client_certificate(ctx: SSL.Context, config: ClientConfig) -> None:

@@ -1,4 +1,4 @@
-"""Parsing what the core read from CADIR/CAFILE, CERTFILE and KEYFILE.
+"""Parsing what the core read from CERTFILE and KEYFILE (the anchors: :mod:`.verify`).
 
 The core hands over bytes; turning them into certificates and keys is the
 backend's job, and every problem with them is the user's configuration:
@@ -15,9 +15,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from tlsc.session import ConfigError, Warn
+from tlsc.session import ConfigError
 
-__all__ = ["PrivateKey", "load_anchors", "load_client_credentials", "parse_certificates"]
+__all__ = ["PrivateKey", "load_client_credentials", "parse_certificates"]
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -32,17 +32,6 @@ def parse_certificates(data: bytes) -> list[x509.Certificate]:
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificates(data)
     return [x509.load_der_x509_certificate(data)]
-
-
-def load_anchors(anchors: Sequence[tuple[str, bytes]], warn: Warn) -> list[x509.Certificate]:
-    """Every usable trust anchor; the others are reported through ``warn`` and skipped."""
-    usable: list[x509.Certificate] = []
-    for origin, data in anchors:
-        try:
-            usable.extend(parse_certificates(data))
-        except ValueError:
-            warn(f"{origin}: not a certificate, skipped")
-    return usable
 
 
 def _load_key(data: bytes) -> PrivateKey:

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 
 from tlsc.reasons import Reason, openssl_verify_error
-from tlsc.session import VerificationError
+from tlsc.session import VerificationError, Warn
 
 from .policy import SERVER_AUTH, Problem, check_certificate, time_problem, usage_problem
 
@@ -45,6 +45,7 @@ __all__ = [
     "CHAIN_STORE_FLAGS",
     "STORE_FLAGS",
     "Verifier",
+    "add_anchors",
     "configure_store",
     "describe_verify_error",
     "new_store",
@@ -114,20 +115,40 @@ def configure_store(store: crypto.X509Store, flags: int) -> None:
         lib.X509_VERIFY_PARAM_free(param)
 
 
-def new_store(
-    anchors: Iterable[x509.Certificate], at_time: datetime | None = None
-) -> crypto.X509Store:
-    """A store for :func:`verify_chain`: ``anchors`` that OpenSSL accepts.
+def add_anchors(
+    store: crypto.X509Store, anchors: Iterable[tuple[str, bytes]], warn: Warn
+) -> frozenset[bytes]:
+    """Put the anchors OpenSSL accepts in ``store``; their DER.  The others: ``warn``, skip.
+
+    One DER decoding by OpenSSL per anchor and no other object: a system trust
+    store is ~140 anchors, on every connection.  (Through a ``cryptography``
+    certificate, as before, cost three times as much.)
+    """
+    usable = set()
+    for origin, der in anchors:
+        try:
+            cert = crypto.load_certificate(crypto.FILETYPE_ASN1, der)
+        except crypto.Error:
+            warn(f"{origin}: not a certificate, skipped")
+            continue
+        try:
+            store.add_cert(cert)
+        except crypto.Error:
+            warn(f"{origin}: refused by OpenSSL, skipped")
+            continue
+        usable.add(der)
+    return frozenset(usable)
+
+
+def new_store(anchors_der: Iterable[bytes], at_time: datetime | None = None) -> crypto.X509Store:
+    """A store for :func:`verify_chain`: ``anchors_der`` that OpenSSL accepts.
 
     With ``at_time``, OpenSSL judges dates at that moment (as a handshake
     does at the wall clock); without, it does not judge them at all.
+    Unusable anchors are skipped, as client_context skips them.
     """
     store = crypto.X509Store()
-    for cert in anchors:
-        try:
-            store.add_cert(crypto.X509.from_cryptography(cert))
-        except crypto.Error:
-            continue  # same as client_context: unusable anchors are skipped
+    add_anchors(store, ((f"anchor #{i}", der) for i, der in enumerate(anchors_der)), _quiet)
     configure_store(store, STORE_FLAGS if at_time is not None else CHAIN_STORE_FLAGS)
     if at_time is not None:
         store.set_time(at_time)
@@ -216,6 +237,10 @@ class Verifier:
         )
 
 
+def _quiet(_: str) -> None:
+    """verify_chain's warnings go nowhere: it has no one to tell."""
+
+
 def _parse(der: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
@@ -245,18 +270,12 @@ def verify_chain(
     else:
         now = at_time.astimezone(timezone.utc)
     chain = [_parse(der) for der in chain_der]
-    anchors = []
-    for der in anchors_der:
-        try:
-            anchors.append(x509.load_der_x509_certificate(der))
-        except ValueError:
-            continue  # same as client_context: unusable anchors are skipped
     leaf = crypto.X509.from_cryptography(chain[0])
     untrusted = [crypto.X509.from_cryptography(c) for c in chain[1:]]
     try:
         try:
             verified = crypto.X509StoreContext(
-                new_store(anchors, now), leaf, untrusted
+                new_store(anchors_der, now), leaf, untrusted
             ).get_verified_chain()
         except crypto.X509StoreContextError as e:
             code = e.errors[0]
@@ -264,7 +283,7 @@ def verify_chain(
                 raise
             # OpenSSL's notAfter is exclusive, the spec's inclusive: dates to the policy.
             verified = crypto.X509StoreContext(
-                new_store(anchors), leaf, untrusted
+                new_store(anchors_der), leaf, untrusted
             ).get_verified_chain()
     except crypto.X509StoreContextError as e:
         code, _depth, message = e.errors

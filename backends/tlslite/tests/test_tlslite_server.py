@@ -20,7 +20,7 @@ from tlsc.session import (
     VerificationError,
     WriteClosed,
 )
-from tlsc.testing.certs import Chain, Issued
+from tlsc.testing.certs import Chain, Issued, garbled
 from tlslite_peers import (
     KEY_KINDS,
     OpenSSLEnd,
@@ -368,14 +368,27 @@ def test_server_context_config_errors(rsa_pki, other_pki):
         backend.server_context(ServerConfig(cert_chain=[leaf.der], private_key=b"junk"), print)
     with pytest.raises(ConfigError, match="trust anchor"):
         backend.server_context(ServerConfig(**good, verify_client=True, anchors=()), print)
+    with pytest.raises(ConfigError, match="trust anchor"):  # not a certificate: dropped
+        backend.server_context(
+            ServerConfig(**good, verify_client=True, anchors=[("junk", b"x")]), print
+        )
+
+
+def test_unreadable_client_anchor_warned_when_a_chain_names_it(rsa_pki):
+    """Anchors are parsed when a client's chain needs them: a broken one is reported then."""
+    ident = rsa_pki.client("rsa2048")
     warnings: list[str] = []
-    backend.server_context(
-        ServerConfig(
-            **good, verify_client=True, anchors=[("junk", b"x"), ("root", rsa_pki.root.der)]
-        ),
-        warnings.append,
+    config = ServerConfig(
+        cert_chain=[rsa_pki.leaf.der, rsa_pki.inter.der],
+        private_key=rsa_pki.leaf.key_pem(),
+        verify_client=True,
+        anchors=[("broken", garbled(rsa_pki.root.der)), ("root", rsa_pki.root.der)],
     )
-    assert warnings == ["junk: not a certificate, skipped"]
+    s = backend.server_context(config, warnings.append).session()
+    assert warnings == []
+    handshake(make_client("openssl", rsa_pki, (ident, rsa_pki.inter)), s)
+    assert s.facts().peer_certificate == ident.der
+    assert warnings == ["broken: not a certificate, skipped"]
 
 
 def test_capabilities():

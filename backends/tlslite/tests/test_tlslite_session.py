@@ -18,7 +18,7 @@ from tlsc.session import (
     Truncated,
     VerificationError,
 )
-from tlsc.testing.certs import Chain, Issued, issue
+from tlsc.testing.certs import Chain, Issued, garbled, issue
 from tlslite_peers import (
     KEY_KINDS,
     OpenSSLEnd,
@@ -229,12 +229,28 @@ def test_no_verify(rsa_pki, ecdsa_pki):
 def test_anchors_config(rsa_pki):
     warnings: list[str] = []
     config = ClientConfig(anchors=[("junk.pem", b"not a cert"), ("root", rsa_pki.root.der)])
+    assert [origin for origin, _ in config.anchors] == ["root"]  # the core drops junk
     backend.client_context(config, warnings.append)
-    assert warnings == ["junk.pem: not a certificate, skipped"]
     with pytest.raises(ConfigError):
         backend.client_context(ClientConfig(anchors=[("junk", b"x")]), warnings.append)
     with pytest.raises(ConfigError):
         backend.client_context(ClientConfig(anchors=()), warnings.append)
+    assert warnings == []
+
+
+def test_anchors_parsed_only_when_a_chain_names_them(rsa_pki, ecdsa_pki):
+    """A broken anchor is reported when the server's chain first needs it, never before."""
+    named = garbled(rsa_pki.root.der)  # the root's name, unreadable inside
+    unnamed = garbled(ecdsa_pki.root.der)  # a name no chain here reaches
+    warnings: list[str] = []
+    config = ClientConfig(
+        anchors=[("unnamed", unnamed), ("named", named), ("root", rsa_pki.root.der)],
+        server_name="server.test",
+    )
+    c = backend.client_context(config, warnings.append).session()
+    assert warnings == []
+    handshake(c, server(rsa_pki, "1.3"))
+    assert warnings == ["named: not a certificate, skipped"]
 
 
 # -- client certificates --------------------------------------------------------------

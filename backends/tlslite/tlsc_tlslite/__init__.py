@@ -18,6 +18,7 @@ from tlsc.session import (
     ClientConfig,
     ConfigError,
     ServerConfig,
+    TrustAnchors,
     Warn,
 )
 
@@ -30,7 +31,7 @@ from .session import (
     TlsliteSession,
     make_settings,
 )
-from .verify import TrustStore, load_anchor, verify_chain
+from .verify import TrustStore, verify_chain
 
 __all__ = ["CAPABILITIES", "TlsliteBackend", "backend", "verify_chain"]
 
@@ -46,18 +47,15 @@ CAPABILITIES = Capabilities(
 )
 
 
-def _trust_store(anchors: Sequence[tuple[str, bytes]], warn: Warn) -> TrustStore:
-    """The anchors that parse (warning about the others); none at all is a ConfigError."""
-    usable = []
-    for origin, der in anchors:
-        anchor = load_anchor(der)
-        if anchor is None:
-            warn(f"{origin}: not a certificate, skipped")
-        else:
-            usable.append(anchor)
-    if not usable:
+def _trust_store(anchors: TrustAnchors, warn: Warn) -> TrustStore:
+    """The anchors, parsed when a handshake needs them; none at all is a ConfigError.
+
+    An anchor that does not parse is reported (``warn``) and skipped when a
+    chain first names it, in the handshake, not here: here nothing is parsed.
+    """
+    if not anchors:
         raise ConfigError("no usable trust anchor in CADIR/CAFILE")
-    return TrustStore(usable)
+    return TrustStore(anchors, warn)
 
 
 def _library_version() -> str:

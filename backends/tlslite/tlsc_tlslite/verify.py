@@ -38,16 +38,17 @@ verify errors.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import ecdsa
 import ecdsa.util
 from asn1crypto import x509
+from tlsc.anchors import TrustAnchors
 from tlsc.names import match_server_name
 from tlsc.reasons import Reason, not_valid_for
-from tlsc.session import VerificationError
+from tlsc.session import VerificationError, Warn
 from tlslite.utils.python_rsakey import Python_RSAKey
 
 from . import constraints
@@ -522,9 +523,42 @@ def _check_signature(child: _Cert, issuer: _Cert, depth: int) -> None:
 
 
 class _Anchors:
-    def __init__(self, anchors: Sequence[_Cert]) -> None:
-        self.anchors = list(anchors)
-        self.ders = {a.der for a in self.anchors}
+    """The trust anchors, each parsed the first time a chain names it (see :mod:`tlsc.anchors`).
+
+    A system trust store is ~140 anchors and a handshake needs one or two:
+    parsing them all (asn1crypto, every field) cost ~80 ms per connection.
+    The core's index finds the candidates by name, as OpenSSL would; the
+    rules below (asn1crypto's name comparison, the key) then decide.
+    """
+
+    def __init__(self, anchors: TrustAnchors, warn: Warn) -> None:
+        self.index = anchors
+        self.warn = warn
+        self.parsed: dict[bytes, _Cert | None] = {}
+
+    def _load(self, found: list[tuple[str, bytes]]) -> list[_Cert]:
+        out = []
+        for origin, der in found:
+            if der not in self.parsed:
+                anchor = self.parsed[der] = load_anchor(der)
+                if anchor is None:
+                    self.warn(f"{origin}: not a certificate, skipped")
+            anchor = self.parsed[der]
+            if anchor is not None:
+                out.append(anchor)
+        return out
+
+    def __contains__(self, der: bytes) -> bool:
+        """Is ``der`` one of the anchors (the leaf itself may be one)?  Nothing parsed."""
+        return self.index.contains_der(der)
+
+    def issuers_of(self, c: _Cert) -> list[_Cert]:
+        """The anchors named as ``c``'s issuer, in the order they were given."""
+        return self._load(self.index.issuers_of(c.der))
+
+
+def _ignore(_: str) -> None:
+    """Where :func:`verify_chain`'s warnings go: it has no one to tell."""
 
 
 def _quiet_signature_ok(child: _Cert, issuer: _Cert) -> bool:
@@ -611,13 +645,13 @@ def _build(
     backtrack either.  The anchor is None when the leaf itself is trusted.
     """
     leaf = chain[0]
-    if leaf.der in anchors.ders:
+    if leaf.der in anchors:
         return [leaf], None
     path = [leaf]
     used = {leaf.der}
     while True:
         cur = path[-1]
-        anchor = _pick([a for a in anchors.anchors if _may_have_issued(a, cur)], now)
+        anchor = _pick([a for a in anchors.issuers_of(cur) if _may_have_issued(a, cur)], now)
         if anchor is not None:
             return path, anchor
         chosen = _pick(
@@ -644,22 +678,23 @@ def _build(
 
 
 class TrustStore:
-    """Parsed trust anchors, reused by every handshake of a run.
+    """The trust anchors of a context, shared by its handshakes.
 
-    :func:`verify_chain` is ``TrustStore(anchors).verify(...)``; the backend
-    keeps one store per context so that a large CADIR is parsed once.
+    :func:`verify_chain` is ``TrustStore.from_der(anchors).verify(...)``.
+    Anchors are parsed lazily (see :class:`_Anchors`): one that turns out
+    not to parse is reported through ``warn`` when a chain first names it.
     """
 
-    def __init__(self, anchors: Sequence[_Cert]) -> None:
-        self._anchors = _Anchors(anchors)
+    def __init__(self, anchors: Iterable[tuple[str, bytes]], warn: Warn = _ignore) -> None:
+        self._anchors = _Anchors(TrustAnchors.of(anchors), warn)
 
     @classmethod
     def from_der(cls, anchors_der: Sequence[bytes]) -> TrustStore:
-        """Anchors that do not parse are ignored (the backend warned when loading them)."""
-        return cls([a for a in (load_anchor(d) for d in anchors_der) if a is not None])
+        """Anchors that do not parse are ignored."""
+        return cls((f"anchor #{i}", der) for i, der in enumerate(anchors_der))
 
     def __len__(self) -> int:
-        return len(self._anchors.anchors)
+        return len(self._anchors.index)
 
     def verify(
         self,

@@ -1,0 +1,161 @@
+"""Trust anchors, read once by the core and looked up by subject name.
+
+Theory of operation
+===================
+
+A system trust store is what most users give (``CAFILE=/etc/ssl/certs/
+ca-certificates.crt``, ``CADIR=/etc/ssl/certs``): some 140 anchors, read on
+every connection, of which a handshake needs one or two.  Parsing all of them
+costs a TLS library milliseconds (OpenSSL decodes every public key) to tens
+of milliseconds (pure Python), per connection.  So the core hands a backend
+a :class:`TrustAnchors`, which is two things at once:
+
+* the sequence of ``(origin, DER)`` pairs it always was, every distinct
+  anchor once (a CADIR holding the bundle, the files and their hash links
+  yields each certificate once), for a backend that loads them all: in one
+  call if its library allows;
+* an index by subject name, for a backend that can learn the peer's chain
+  before it verifies it: :meth:`TrustAnchors.for_chain` gives the anchors a
+  path builder could ever use for that chain, :meth:`TrustAnchors.issuers_of`
+  and :meth:`TrustAnchors.with_subject_of` the ones for one certificate.
+  Such a backend parses only those.
+
+Names are compared as OpenSSL compares them (:func:`tlsc.der.name_key`), so a
+backend that verifies with OpenSSL loses nothing by looking anchors up here;
+a backend with its own path builder compares the candidates it gets with its
+own rules, and can only end up stricter, never more lenient, than OpenSSL.
+
+The index costs a walk of each anchor's DER to its subject name; it is built
+on the first look-up, so a backend that loads everything never pays for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from .der import DERError, name_key, tbs_names
+
+__all__ = ["TrustAnchors"]
+
+Anchor = tuple[str, bytes]
+
+
+class TrustAnchors(Sequence[Anchor]):
+    """Distinct trust anchors, ``(origin, DER)`` each, in the order they were added."""
+
+    __slots__ = ("_anchors", "_by_subject", "_names", "_seen")
+
+    def __init__(self, anchors: Iterable[Anchor] = ()) -> None:
+        self._anchors: list[Anchor] = []
+        #: (issuer, subject) of each anchor, the DER of each Name.
+        self._names: list[tuple[bytes, bytes]] = []
+        self._seen: set[bytes] = set()
+        self._by_subject: dict[object, list[int]] | None = None
+        for origin, der in anchors:
+            self.add(origin, der)
+
+    @classmethod
+    def of(cls, anchors: Iterable[Anchor]) -> TrustAnchors:
+        """``anchors`` itself if it is a TrustAnchors, else a TrustAnchors of its pairs."""
+        return anchors if isinstance(anchors, TrustAnchors) else cls(anchors)
+
+    def add(self, origin: str, der: bytes) -> bool:
+        """Add one anchor; False if ``der`` is not a certificate (it is not added).
+
+        "A certificate" is judged by its outline (:func:`tlsc.der.tbs_names`),
+        not validated.  One already present (same DER) is not added again and
+        counts as added: its first origin is kept.
+        """
+        der = bytes(der)
+        if der in self._seen:
+            return True
+        try:
+            names = tbs_names(der)
+        except DERError:
+            return False
+        self._seen.add(der)
+        self._anchors.append((origin, der))
+        self._names.append(names)
+        self._by_subject = None
+        return True
+
+    def contains_der(self, der: bytes) -> bool:
+        """Is the certificate ``der`` one of the anchors?"""
+        return der in self._seen
+
+    def __len__(self) -> int:
+        return len(self._anchors)
+
+    def __getitem__(self, i):  # noqa: ANN001, ANN204 - Sequence's index or slice
+        return self._anchors[i]
+
+    def __iter__(self) -> Iterator[Anchor]:
+        return iter(self._anchors)
+
+    def __repr__(self) -> str:
+        return f"<TrustAnchors: {len(self._anchors)}>"
+
+    # -- look-ups ---------------------------------------------------------------
+
+    def _index(self) -> dict[object, list[int]]:
+        if self._by_subject is None:
+            index: dict[object, list[int]] = {}
+            for i, (_, subject) in enumerate(self._names):
+                try:
+                    key = name_key(subject)
+                except DERError:
+                    continue  # a name OpenSSL would refuse too: never a candidate
+                index.setdefault(key, []).append(i)
+            self._by_subject = index
+        return self._by_subject
+
+    def _named(self, name_der: bytes) -> list[int]:
+        try:
+            return self._index().get(name_key(name_der), [])
+        except DERError:
+            return []
+
+    def with_subject(self, name_der: bytes) -> list[Anchor]:
+        """The anchors whose subject is ``name_der`` (the DER of a Name)."""
+        return [self._anchors[i] for i in self._named(name_der)]
+
+    def issuers_of(self, cert_der: bytes) -> list[Anchor]:
+        """The anchors that may have issued ``cert_der``: subject = its issuer.
+
+        Several when a CA was re-keyed under the same name: try each.  None
+        for bytes that are not a certificate.
+        """
+        try:
+            issuer, _ = tbs_names(cert_der)
+        except DERError:
+            return []
+        return self.with_subject(issuer)
+
+    def with_subject_of(self, cert_der: bytes) -> list[Anchor]:
+        """The anchors with ``cert_der``'s subject: the ones that may *be* it (partial chains)."""
+        try:
+            _, subject = tbs_names(cert_der)
+        except DERError:
+            return []
+        return self.with_subject(subject)
+
+    def for_chain(self, chain_der: Sequence[bytes]) -> list[Anchor]:
+        """Every anchor a path builder could use for the chain ``chain_der`` (any order).
+
+        The anchors named as the subject or the issuer of a certificate of the
+        chain, and the anchors that issued those, and so on up: whatever
+        OpenSSL's chain building can reach by name, and nothing else.
+        """
+        wanted: list[bytes] = []
+        for der in chain_der:
+            try:
+                wanted.extend(tbs_names(der))
+            except DERError:
+                continue
+        found: set[int] = set()
+        while wanted:
+            for i in self._named(wanted.pop()):
+                if i not in found:
+                    found.add(i)
+                    wanted.append(self._names[i][0])  # who issued this anchor?
+        return [self._anchors[i] for i in sorted(found)]
