@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tlsc benchmark: tlsc (openssl, tlslite) against stunnel and socat on loopback.
+"""tlsc benchmark: tlsc (openssl, stdlib, tlslite) against stunnel and socat on loopback.
 
     python bench/run.py [--size MiB] [--rounds N] [--tools T ...] [--json]
 
@@ -9,6 +9,11 @@ ssl = OpenSSL, TLS 1.3 pinned to one suite) and runs the same cleartext prog
 --rounds rounds; medians and min-max are printed with each contender's ratio to
 --baseline.  A benchmark, not a test: it prints figures, it asserts nothing but
 the sha256 of the bytes moved.
+
+Setup is measured twice per round, interleaved: with the one anchor that signs
+the server's certificate, and with a CA bundle (the system trust store,
+--ca-bundle, plus that anchor), since a system trust store is what most users
+give and it is read on every connection.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ PY = sys.executable
 MiB = 1 << 20
 GiB = 1 << 30
 SUITE = "TLS_AES_128_GCM_SHA256"
-ALL_TOOLS = ["tlsc-openssl", "tlsc-tlslite", "stunnel", "socat"]
+ALL_TOOLS = ["tlsc-openssl", "tlsc-stdlib", "tlsc-tlslite", "stunnel", "socat"]
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 TLSLITE_DIVISOR = 64  # tlslite is pure Python (< 1 MiB/s): it moves size/64
 
 
@@ -142,6 +148,8 @@ class Contender:
     def __init__(self, name: str, d: str, port: int, wrap: list[str]) -> None:
         self.name, self.d, self.port, self.wrap = name, d, port, wrap
         self.n = 0
+        #: The trust anchors each contender is given: the one that signs the server.
+        self.cafile = f"{d}/ca.pem"
 
     @property
     def fds(self) -> tuple[int, int]:
@@ -153,7 +161,7 @@ class Contender:
             backend = self.name.split("-", 1)[1]
             wrap = [w.replace("{n}", str(self.n)) for w in self.wrap]  # one file per run
             argv = wrap + [which_tlsc(), "--backend", backend, "-k", "localhost", "--"] + prog
-            env = dict(os.environ, CAFILE=f"{self.d}/ca.pem")
+            env = dict(os.environ, CAFILE=self.cafile)
             # The network connection on fds 6/7, as tcpclient would leave it.
             # It is put there in this process (6 and 7 are held for it, see
             # hold_fds) rather than by a preexec_fn, which would make Popen
@@ -181,7 +189,7 @@ class Contender:
                     "foreground = yes\npid =\ndebug = 3\n[bench]\nclient = yes\n"
                     f"connect = 127.0.0.1:{self.port}\n"
                     f"exec = {prog[0]}\nexecArgs = {' '.join(prog)}\n"
-                    f"CAfile = {self.d}/ca.pem\nverifyChain = yes\n"
+                    f"CAfile = {self.cafile}\nverifyChain = yes\n"
                     "checkHost = localhost\nsni = localhost\n"
                 )
             return subprocess.Popen(
@@ -189,7 +197,7 @@ class Contender:
             )
         if self.name == "socat":
             addr = (
-                f"OPENSSL:127.0.0.1:{self.port},cafile={self.d}/ca.pem,verify=1,"
+                f"OPENSSL:127.0.0.1:{self.port},cafile={self.cafile},verify=1,"
                 "commonname=localhost,snihost=localhost,nodelay"
             )
             return subprocess.Popen(
@@ -260,7 +268,14 @@ def _run_prog(c: Contender, prog: list[str], rf: str, timeout: float, log) -> di
         return json.load(f)
 
 
-def latency(c: Contender, log) -> dict:
+def latency(c: Contender, log, cafile: str | None = None) -> dict:
+    """Setup: launch to the first echoed line through the tunnel (``cafile``: other anchors)."""
+    if cafile is not None:
+        one, c.cafile = c.cafile, cafile
+        try:
+            return latency(c, log)
+        finally:
+            c.cafile = one
     fifo = f"{c.d}/fifo"
     if os.path.exists(fifo):
         os.unlink(fifo)
@@ -282,7 +297,33 @@ def latency(c: Contender, log) -> dict:
     return {"ok": ok, "seconds": t1 - t0, "cipher": line[1] if ok else None}
 
 
-FLOOR_MODULES = ("tlsc_openssl", "tlsc_tlslite")
+def editable_finder() -> bool:
+    """Does every start of this Python import an editable install's finder module?"""
+    code = "import sys; print(any(m.startswith('__editable__') for m in sys.modules))"
+    return sh(PY, "-c", code).strip() == "True"
+
+
+def floor_module(tool: str) -> str:
+    """The module whose import is ``tool``'s floor: its backend (tlsc-stdlib: tlsc_stdlib)."""
+    return "tlsc_" + tool.split("-", 1)[1]
+
+
+def make_bundle(d: str, system: str) -> tuple[str | None, int]:
+    """(CA bundle file: ``system`` and the benchmark's CA, how many anchors it holds).
+
+    None when there is no system trust store to copy: then the second setup
+    figure is not measured.
+    """
+    if not system or not os.path.exists(system):
+        return None, 0
+    with open(system, "rb") as f:
+        data = f.read()
+    with open(f"{d}/ca.pem", "rb") as f:
+        data += b"\n" + f.read()
+    path = f"{d}/bundle.pem"
+    with open(path, "wb") as f:
+        f.write(data)
+    return path, data.count(b"-----BEGIN CERTIFICATE-----")
 
 
 def floor_sample(module: str) -> tuple[float, float] | None:
@@ -379,6 +420,11 @@ def main(argv: list[str] | None = None) -> int:
         help="MiB of the small peak-RSS transfer (capped at --size) [64]",
     )
     ap.add_argument("--latency-samples", type=int, default=20)
+    ap.add_argument(
+        "--ca-bundle",
+        default=SYSTEM_BUNDLE,
+        help="the trust store of the second setup figure ('' for none) [%(default)s]",
+    )
     ap.add_argument("--idle", type=float, default=10.0, help="idle seconds [10]")
     ap.add_argument("--floor-samples", type=int, default=20)
     ap.add_argument(
@@ -404,6 +450,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {t}: {why}", file=sys.stderr)
         else:
             tools.append(t)
+    if any(t.startswith("tlsc-") for t in tools) and editable_finder():
+        print(
+            "note: this Python starts setuptools' editable-install import hook (~25 ms and "
+            "2 MiB on every tlsc start, which an installed tlsc never pays); reinstall "
+            "with scripts/install.sh (editable_mode=compat) for representative figures",
+            file=sys.stderr,
+        )
     size = int(a.size * MiB)
     small = int(min(a.rss_small, a.size) * MiB)
 
@@ -420,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
 
     d = tempfile.mkdtemp(prefix="tlsc-bench-")
     make_certs(d)
+    bundle, bundle_anchors = make_bundle(d, a.ca_bundle)
     srv = Server(d)
     log = open(f"{d}/clients.log", "wb")
     digests: dict[int, str] = {}
@@ -441,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
             "hwm_big": [],
             "hwm_small": [],
             "latency": [],
+            "latency_bundle": [],
+            "bundle_over_one": [],
             "over_floor": [],
             "idle": [],
             "verified": 0,
@@ -492,7 +548,9 @@ def main(argv: list[str] | None = None) -> int:
         # The floors are sampled in the same rounds as the setups they are
         # subtracted from, and the overhead is the median of each round's
         # difference: a slow spell of the machine hits both sides of it.
-        floor_mods = [m for m in FLOOR_MODULES if f"tlsc-{m.split('_')[1]}" in tools]
+        # The same goes for the setup with the CA bundle, paired with the
+        # one-anchor setup of the same round.
+        floor_mods = [floor_module(t) for t in tools if t.startswith("tlsc-")]
         floor_runs: dict[str, list[tuple[float, float]]] = {m: [] for m in floor_mods}
         for i in range(max(a.latency_samples, a.floor_samples)):
             this_round: dict[str, float] = {}
@@ -503,14 +561,23 @@ def main(argv: list[str] | None = None) -> int:
                     this_round[f"tlsc-{m.split('_')[1]}"] = sample[0] * 1e3
             for t in tools if i < a.latency_samples else ():
                 r = latency(cs[t], log)
+                rb = latency(cs[t], log, bundle) if bundle else None
+                for got in (r, rb):
+                    if got is None:
+                        continue
+                    if got["ok"]:
+                        res[t]["ciphers"].add(got["cipher"])
+                    else:
+                        res[t]["failed"] += 1
+                        res[t]["errors"].append("latency: no reply")
                 if r["ok"]:
                     res[t]["latency"].append(r["seconds"] * 1e3)
                     if t in this_round:
                         res[t]["over_floor"].append(r["seconds"] * 1e3 - this_round[t])
-                    res[t]["ciphers"].add(r["cipher"])
-                else:
-                    res[t]["failed"] += 1
-                    res[t]["errors"].append("latency: no reply")
+                if rb is not None and rb["ok"]:
+                    res[t]["latency_bundle"].append(rb["seconds"] * 1e3)
+                    if r["ok"]:
+                        res[t]["bundle_over_one"].append((rb["seconds"] - r["seconds"]) * 1e3)
         for t in tools:
             r = idle(cs[t], a.idle, log)
             if r.get("ok"):
@@ -532,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
         "rss_small_mib": small / MiB,
         "idle_seconds": a.idle,
         "latency_samples": a.latency_samples,
+        "ca_bundle": a.ca_bundle if bundle else None,
+        "ca_bundle_anchors": bundle_anchors,
         "tlslite_divisor": TLSLITE_DIVISOR,
         "baseline": a.baseline,
         "floors": floors,
@@ -545,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_rss_mib_small": max(x["hwm_small"], default=None),
                 "peak_rss_mib_big": max(x["hwm_big"], default=None),
                 "setup_ms": stats(x["latency"]),
+                "setup_bundle_ms": stats(x["latency_bundle"]),
+                "setup_bundle_over_one_ms": stats(x["bundle_over_one"]),
                 "setup_over_floor_ms": stats(x["over_floor"]),
                 "idle_cpu_ms": stats(x["idle"]),
                 "bytes_verified": x["verified"],
@@ -587,6 +658,7 @@ def print_table(out: dict) -> None:
         ("peak RSS MiB (small)", "peak_rss_mib_small", False),
         ("peak RSS MiB (size)", "peak_rss_mib_big", False),
         ("setup ms", "setup_ms", True),
+        ("setup ms, CA bundle", "setup_bundle_ms", True),
         ("idle CPU ms", "idle_cpu_ms", True),
     ]
     w = 34
@@ -635,6 +707,18 @@ def print_table(out: dict) -> None:
                 f"floor python -c 'import {mod}': {f['wall_ms']:.1f} ms, "
                 f"{f['rss_mib']:.1f} MiB; " + "; ".join(extra)
             )
+    if out.get("ca_bundle"):
+        cells = []
+        for t in tools:
+            over = out["tools"][t]["setup_bundle_over_one_ms"]
+            if over:
+                cells.append(
+                    f"{t} {over['median']:+.1f} [{over['min']:+.1f} to {over['max']:+.1f}]"
+                )
+        print(
+            f"CA bundle ({out['ca_bundle']} + the benchmark CA, {out['ca_bundle_anchors']} "
+            f"anchors) - one anchor, ms, median of the paired rounds: " + "; ".join(cells)
+        )
     for t in tools:
         for e in out["tools"][t]["errors"][:5]:
             print(f"error {t}: {e}")

@@ -6,6 +6,7 @@ complete for tlsc-openssl); never timings.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -13,6 +14,8 @@ import subprocess
 import sys
 
 import pytest
+
+from tlsc.testing import certs
 
 # The benchmark's figures are for the openssl backend; an environment without it
 # (tox's tlslite envs) has nothing to measure here.
@@ -40,14 +43,30 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run(*extra: str) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> str:
+    """A small CA bundle standing in for the system trust store (which CI may lack)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    path = tmp_path_factory.mktemp("bench") / "bundle.pem"
+    path.write_bytes(
+        b"".join(
+            certs.issue(f"bench bundle CA {i}", ca=True, not_before=now - certs.DAY,
+                        not_after=now + certs.DAY).pem
+            for i in range(3)
+        )
+    )
+    return str(path)
+
+
+def run(bundle: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, RUN, *TINY, *extra], capture_output=True, text=True, timeout=120
+        [sys.executable, RUN, *TINY, "--ca-bundle", bundle, *extra],
+        capture_output=True, text=True, timeout=180,
     )
 
 
-def test_table_has_every_figure_for_tlsc_openssl():
-    p = run("--tools", "tlsc-openssl", "--baseline", "tlsc-openssl")
+def test_table_has_every_figure_for_tlsc_openssl(bundle):
+    p = run(bundle, "--tools", "tlsc-openssl", "--baseline", "tlsc-openssl")
     assert p.returncode == 0, p.stdout + p.stderr
     lines = p.stdout.splitlines()
     header = next(ln for ln in lines if ln.startswith("figure"))
@@ -60,10 +79,13 @@ def test_table_has_every_figure_for_tlsc_openssl():
         "peak RSS MiB (small)",
         "peak RSS MiB (size)",
         "setup ms",
+        "setup ms, CA bundle",
         "idle CPU ms",
     ):
-        row = next(ln for ln in lines if ln.startswith(label))
+        row = next(ln for ln in lines if ln.startswith(label + " "))
         assert row[22:].strip() not in ("", "-"), row
+    paired = next(ln for ln in lines if ln.startswith(f"CA bundle ({bundle} "))
+    assert "4 anchors" in paired and "tlsc-openssl " in paired, paired
     verified = next(ln for ln in lines if ln.startswith("bytes verified"))
     assert int(verified.split()[-1]) == 4  # 2 timed + 2 small transfers
     failed = next(ln for ln in lines if ln.startswith("failed runs"))
@@ -72,8 +94,9 @@ def test_table_has_every_figure_for_tlsc_openssl():
     assert "floor python -c 'import tlsc_openssl'" in p.stdout
 
 
-def test_json_output():
+def test_json_output(bundle):
     p = run(
+        bundle,
         "--tools", "tlsc-openssl", "--baseline", "tlsc-openssl", "--json", "--latency-samples", "1"
     )
     assert p.returncode == 0, p.stdout + p.stderr
@@ -86,6 +109,8 @@ def test_json_output():
         "cpu_s_per_gib_download",
         "cpu_s_per_gib_upload",
         "setup_ms",
+        "setup_bundle_ms",
+        "setup_bundle_over_one_ms",
         "idle_cpu_ms",
     ):
         assert t[key] is not None and t[key]["n"] >= 1, key
