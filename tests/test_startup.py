@@ -4,7 +4,8 @@ tlsc starts once per connection, so every module it imports is latency that
 every connection pays.  These tests pin the modules the core leaves out of a
 run (the reasons are where each one is deferred): click, the entry-point
 scan's ``importlib.metadata``, ``dataclasses`` (and the ``inspect``/``ast``
-it drags in), ``typing``, ``ipaddress`` (for a DNS name), ``datetime``, and
+it drags in), ``typing``, ``ipaddress`` (for a DNS name), ``datetime``,
+``hashlib`` (the peer certificate's hash uses the interpreter's own SHA-256), and
 the core's own modules that only --help or a type checker need.
 
 Two views, both on real interpreters: the core's own import graph on the fast
@@ -36,6 +37,7 @@ CUT = {
     "typing",
     "ipaddress",
     "datetime",
+    "hashlib",
     "tlsc.cli",
     "tlsc.protocols",
 }
