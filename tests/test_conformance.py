@@ -9,7 +9,15 @@ import sys
 
 import pytest
 
-from tlsc.session import AlertReceived, Capabilities, ClientConfig, ProtocolError, Truncated
+from tlsc.reasons import Reason
+from tlsc.session import (
+    AlertReceived,
+    Capabilities,
+    ClientConfig,
+    ProtocolError,
+    TLSError,
+    Truncated,
+)
 from tlsc.testing import duplex, harness, live, memory, starttls, tlsdpeers
 from tlsc.testing.pathcases import cases
 
@@ -455,3 +463,58 @@ def test_duplex_tls12_close_notify_unanswered_turns_red() -> None:
     names = ("python-ssl/tlsc-duplex-peer-ends-first-TLSv1.2",
              "python-ssl-client/tlsd-duplex-peer-ends-first-TLSv1.2")
     assert _duplex_failures(NOT_TLS12, *names) == set(names)
+
+
+# -- the words: a backend must raise the core's reasons, not just the right classes --------
+
+
+class _Reworded(_Proxy):
+    """Every error re-raised as the same class with the words of an older backend."""
+
+    def _again(self, e: TLSError) -> TLSError:
+        text = f"received fatal alert: {e.detail}" if isinstance(e, AlertReceived) else str(e)
+        return type(e)(Reason.FAILURE, text)
+
+    def do_handshake(self) -> bool:
+        try:
+            return self.inner.do_handshake()  # type: ignore[attr-defined,no-any-return]
+        except TLSError as e:
+            raise self._again(e) from e
+
+    def read(self, n: int) -> bytes | None:
+        try:
+            return self.inner.read(n)  # type: ignore[attr-defined,no-any-return]
+        except TLSError as e:
+            raise self._again(e) from e
+
+
+WORDED_MEMORY = {
+    "eof-is-truncated",
+    "eof-in-handshake-is-truncated",
+    "garbage-is-protocol-error",
+    "fatal-alert-is-alert-received",
+    "unknown-ca-refused",
+    "name-mismatch-refused",
+}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_memory_scenarios_check_the_words(name: str) -> None:
+    b = _Wrapped(harness.get_backend(name), _Reworded)
+    cells = harness.run_scenarios([b], memory.SCENARIOS, "memory")
+    failed = {c.scenario for c in cells if not c.ok}
+    assert failed == WORDED_MEMORY, failed
+    assert all("worded as FAILURE" in c.detail for c in cells if not c.ok), cells
+
+
+def test_live_scenarios_check_the_words() -> None:
+    b = _Wrapped(harness.get_backend("openssl"), _Reworded)
+    names = ("openssl-s_server/eof-is-truncated", "openssl-s_server/fatal-alert-no-client-cert",
+             "python-ssl/garbage-in-handshake", "python-ssl/garbage-after-handshake")
+    assert _live_failures(b, *names) == set(names)
+
+
+def test_tlsd_refusal_checks_the_words() -> None:
+    b = _Wrapped(harness.get_backend("openssl"), _Reworded)
+    names = _tlsd("client-cert-required-absent")
+    assert _live_failures(b, *names) == set(names)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tlsc.names import is_ip_address
+from tlsc.reasons import ALERT_NAMES, Reason
 from tlsc.session import (
     AlertReceived,
     Backend,
@@ -39,7 +40,7 @@ from tlsc.session import (
 )
 
 from .certs import Issued
-from .memory import HOST, HandshakePKI, client_config, handshake_pki
+from .memory import HOST, HandshakePKI, check_words, client_config, handshake_pki
 
 __all__ = ["SCENARIOS", "LiveScenario", "drive", "missing_peer", "run_live"]
 
@@ -408,7 +409,8 @@ def _truncated(peer: str) -> Callable[[Backend], None]:
             srv.stop()  # killed: FIN without close_notify
             try:
                 link.read_until(lambda d: False)
-            except Truncated:
+            except Truncated as e:
+                check_words(e, "EOF without close_notify", Reason.TRUNCATED)
                 return
             except TLSError as e:
                 raise AssertionError(f"expected Truncated, got {type(e).__name__}: {e}") from None
@@ -424,7 +426,12 @@ def _alert(peer: str) -> Callable[[Backend], None]:
         srv = start(peer, "RSA", "TLSv1.2", require_client_cert=True)
         try:
             drive(backend, srv, client_cert=False)
-        except AlertReceived:
+        except AlertReceived as e:
+            check_words(e, "the server's fatal alert", Reason.ALERT)
+            if e.detail not in ALERT_NAMES.values():
+                raise AssertionError(
+                    f"alert named {e.detail!r}, not by its RFC name (tlsc.reasons.alert_name)"
+                ) from None
             return
         except TLSError as e:
             raise AssertionError(f"expected AlertReceived, got {type(e).__name__}: {e}") from None
@@ -565,7 +572,8 @@ def _garbage_handshake(backend: Backend) -> None:
     srv = PyPeer(handler)
     try:
         drive(backend, srv)
-    except ProtocolError:
+    except ProtocolError as e:
+        check_words(e, "an HTTP answer to the ClientHello", Reason.PROTOCOL)
         return
     except TLSError as e:
         raise AssertionError(f"expected ProtocolError, got {type(e).__name__}: {e}") from None
@@ -591,7 +599,12 @@ def _garbage_after_handshake(backend: Backend) -> None:
         assert got == b"hello\n", f"data before the junk: {got!r}"
         try:
             rest = link.read_until(lambda d: False)
-        except (ProtocolError, AlertReceived):
+        except ProtocolError as e:
+            check_words(e, "junk after the handshake", Reason.PROTOCOL)
+            link.close()
+            return
+        except AlertReceived as e:
+            check_words(e, "junk after the handshake", Reason.ALERT)
             link.close()
             return
         except TLSError as e:

@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tlsc.reasons import Reason, not_valid_for
 from tlsc.session import (
     AlertReceived,
     Backend,
@@ -166,16 +167,42 @@ class Scenario:
     needs: dict[str, object] = field(default_factory=dict)
 
 
-def _expect(exc: type[TLSError], fn: Callable[[], object], what: str) -> TLSError:
+def _expect(
+    exc: type[TLSError],
+    fn: Callable[[], object],
+    what: str,
+    reason: Reason,
+    detail: str | None | object = ...,
+) -> TLSError:
+    """``fn()`` must raise ``exc`` with ``reason`` (and ``detail``, when given).
+
+    The reason is what the core words the failure with (spec section 4: the
+    same words from every backend), so it is checked, not just the class.
+    """
     try:
         fn()
     except exc as e:
+        check_words(e, what, reason, detail)
         return e
     except Exception as e:
         raise AssertionError(
             f"{what}: expected {exc.__name__}, got {type(e).__name__}: {e}"
         ) from e
     raise AssertionError(f"{what}: expected {exc.__name__}, nothing raised")
+
+
+def check_words(
+    error: TLSError, what: str, reason: Reason, detail: str | None | object = ...
+) -> None:
+    """``error`` carries ``reason`` (and ``detail`` unless it is ``...``)."""
+    got = getattr(error, "reason", None)
+    if got is not reason:
+        name = got.name if isinstance(got, Reason) else repr(got)
+        raise AssertionError(
+            f"{what}: worded as {name} ({error}), want {reason.name} ({reason.words()!r})"
+        )
+    if detail is not ... and error.detail != detail:
+        raise AssertionError(f"{what}: detail {error.detail!r}, want {detail!r}")
 
 
 def _handshake(version: str, kind: str) -> Callable[[Backend], None]:
@@ -283,7 +310,7 @@ def _eof_truncated(backend: Backend) -> None:
     p.server_send(b"partial")
     p.client.receive_data(b"")
     assert p.client_read() == b"partial", "data before EOF lost"
-    _expect(Truncated, p.client_read, "read after EOF without close_notify")
+    _expect(Truncated, p.client_read, "read after EOF without close_notify", Reason.TRUNCATED)
 
 
 def _eof_in_handshake(backend: Backend) -> None:
@@ -292,7 +319,7 @@ def _eof_in_handshake(backend: Backend) -> None:
     p.client.do_handshake()
     p.client.data_to_send()
     p.client.receive_data(b"")
-    _expect(Truncated, p.client.do_handshake, "EOF during the handshake")
+    _expect(Truncated, p.client.do_handshake, "EOF during the handshake", Reason.TRUNCATED)
 
 
 def _garbage(backend: Backend) -> None:
@@ -301,7 +328,9 @@ def _garbage(backend: Backend) -> None:
     p.client.do_handshake()
     p.client.data_to_send()
     p.client.receive_data(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4)
-    _expect(ProtocolError, p.client.do_handshake, "garbage instead of a ServerHello")
+    _expect(
+        ProtocolError, p.client.do_handshake, "garbage instead of a ServerHello", Reason.PROTOCOL
+    )
 
 
 def _fatal_alert(backend: Backend) -> None:
@@ -310,20 +339,34 @@ def _fatal_alert(backend: Backend) -> None:
     p.client.do_handshake()
     p.client.data_to_send()
     p.client.receive_data(bytes.fromhex("15030300020228"))  # fatal handshake_failure
-    _expect(AlertReceived, p.client.do_handshake, "fatal alert instead of a ServerHello")
+    _expect(
+        AlertReceived,
+        p.client.do_handshake,
+        "fatal alert instead of a ServerHello",
+        Reason.ALERT,
+        "handshake_failure",  # the alert's name, one spelling (tlsc.reasons.alert_name)
+    )
 
 
 def _unknown_ca(backend: Backend) -> None:
     pki = handshake_pki()
     p = Pair(backend, [pki.stranger, pki.stranger_inter])
-    _expect(VerificationError, p.handshake, "server chain under an untrusted root")
+    _expect(
+        VerificationError, p.handshake, "server chain under an untrusted root", Reason.UNKNOWN_CA
+    )
 
 
 def _name_mismatch(backend: Backend) -> None:
     pki = handshake_pki()
     config = client_config(pki, server_name="other.example")
     p = Pair(backend, [pki.ecdsa, pki.inter], config=config)
-    _expect(VerificationError, p.handshake, "certificate for another name")
+    _expect(
+        VerificationError,
+        p.handshake,
+        "certificate for another name",
+        Reason.NAME_MISMATCH,
+        not_valid_for("other.example"),
+    )
 
 
 def _ip_name(backend: Backend) -> None:

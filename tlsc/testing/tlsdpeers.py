@@ -31,10 +31,11 @@ import threading
 from collections.abc import Callable, Sequence
 
 from tlsc.names import is_ip_address
+from tlsc.reasons import Reason
 from tlsc.session import AlertReceived, Backend, TLSError, Truncated
 
 from .live import TIMEOUT, LiveScenario, _files, _pump, drive
-from .memory import HOST, handshake_pki
+from .memory import HOST, check_words, handshake_pki
 
 __all__ = [
     "BULK_BYTES",
@@ -293,6 +294,7 @@ def _no_client_cert(server: str) -> Callable[[Backend], str]:
                 finally:
                     link.close()
             except REFUSALS as e:
+                check_words(e, f"tlsd -y's refusal at the {where}", Reason.ALERT)
                 seen = f"{type(e).__name__} at the {where} ({e})"
             except TLSError as e:
                 raise AssertionError(
