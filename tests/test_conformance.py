@@ -17,6 +17,7 @@ from tlsc.session import (
     ProtocolError,
     TLSError,
     Truncated,
+    VerificationError,
 )
 from tlsc.testing import duplex, harness, live, memory, starttls, tlsdpeers
 from tlsc.testing.pathcases import cases
@@ -518,3 +519,45 @@ def test_tlsd_refusal_checks_the_words() -> None:
     b = _Wrapped(harness.get_backend("openssl"), _Reworded)
     names = _tlsd("client-cert-required-absent")
     assert _live_failures(b, *names) == set(names)
+
+
+class _VerifierProxy:
+    """A real backend whose verify_chain's refusals go through ``reword``."""
+
+    def __init__(self, real: object, name: str, reword: object) -> None:
+        self.real, self.name, self.reword = real, name, reword
+
+    def info(self) -> object:
+        return self.real.info()  # type: ignore[attr-defined]
+
+    def verify_chain(self, *args: object) -> None:
+        try:
+            self.real.verify_chain(*args)  # type: ignore[attr-defined]
+        except VerificationError as e:
+            raise self.reword(e) from e  # type: ignore[operator]
+
+
+def test_path_battery_checks_the_words() -> None:
+    """Right verdicts in an older backend's words (a plain string): red."""
+    old = _VerifierProxy(harness.get_backend("openssl"), "old-words",
+                         lambda e: VerificationError(f"certificate verify failed: {e}"))
+    cells = harness.run_path_battery([old])
+    failed = {c.scenario.split("/")[0] for c in cells if not c.ok}
+    assert {"verify:validity", "verify:names", "verify:weak-crypto", "verify:chain"} <= failed
+    assert all("worded as INVALID_CERTIFICATE" in c.detail for c in cells if not c.ok)
+
+
+def test_backends_must_word_one_refusal_alike() -> None:
+    """Words each allowed by the rule, but different from another backend's: red for both."""
+    swapped = {Reason.EXPIRED: Reason.NOT_YET_VALID, Reason.NOT_YET_VALID: Reason.EXPIRED}
+
+    def swap(e: VerificationError) -> VerificationError:
+        return VerificationError(swapped.get(e.reason, e.reason), e.detail)
+
+    real = harness.get_backend("openssl")
+    dated = {c.scenario for c in harness.run_path_battery([real])
+             if c.detail.startswith(("certificate has expired", "certificate is not yet valid"))}
+    assert "verify:validity/leaf/after-notAfter" in dated
+    cells = harness.run_path_battery([real, _VerifierProxy(real, "swapped", swap)])
+    failed = {(c.scenario, c.backend) for c in cells if not c.ok}
+    assert failed == {(s, b) for s in dated for b in ("openssl", "swapped")}

@@ -65,8 +65,9 @@ class Reason(enum.Enum):
     UNKNOWN_CA = "unknown certificate authority"
     #: The peer's own certificate is self-signed and is not an anchor.
     SELF_SIGNED = "self-signed certificate"
-    #: A certificate that signed another lacks basicConstraints CA.
-    NOT_A_CA = "issuer is not a certificate authority"
+    #: A certificate used as a CA is not a valid one: an issuer without basicConstraints
+    #: CA or keyCertSign (a leaf signed by a non-CA), a leaf dressed as a CA.
+    NOT_A_CA = "invalid CA certificate"
     #: RSA under 2048 bits, DSA, ... below the anchor (or the anchor's own key).
     WEAK_KEY = "certificate key too weak"
     #: MD5 or SHA-1 (MD2, MD4) signatures below the anchor.
@@ -229,6 +230,11 @@ OPENSSL_VERIFY_ERRORS: dict[int, tuple[Reason, str | None]] = {
     41: (_R.INVALID_CERTIFICATE, "invalid or inconsistent certificate extension"),
     47: (_R.NAME_CONSTRAINTS, "permitted subtree violation"),
     48: (_R.NAME_CONSTRAINTS, "excluded subtree violation"),
+    # Name constraints OpenSSL cannot judge: refused, in the same words as a violation.
+    49: (_R.NAME_CONSTRAINTS, "a constraint with a minimum or maximum"),
+    51: (_R.NAME_CONSTRAINTS, "unsupported name constraint type"),
+    52: (_R.NAME_CONSTRAINTS, "unsupported or invalid name constraint syntax"),
+    53: (_R.NAME_CONSTRAINTS, "unsupported or invalid name syntax"),
     62: (_R.NAME_MISMATCH, None),  # HOSTNAME_MISMATCH
     64: (_R.NAME_MISMATCH, None),  # IP_ADDRESS_MISMATCH
     66: (_R.WEAK_KEY, None),  # EE_KEY_TOO_SMALL
@@ -239,7 +245,7 @@ OPENSSL_VERIFY_ERRORS: dict[int, tuple[Reason, str | None]] = {
     79: (_R.NOT_A_CA, None),  # INVALID_CA
     80: (_R.INVALID_CERTIFICATE, "pathLenConstraint in a non-CA certificate"),
     81: (_R.INVALID_CERTIFICATE, "pathLenConstraint without keyUsage keyCertSign"),
-    82: (_R.INVALID_CERTIFICATE, "keyUsage keyCertSign in a non-CA certificate"),
+    82: (_R.KEY_USAGE, "keyCertSign in a non-CA certificate"),
     83: (_R.INVALID_CERTIFICATE, "empty issuer name"),
     84: (_R.INVALID_CERTIFICATE, "empty subject name"),
     85: (_R.INVALID_CERTIFICATE, "no authorityKeyIdentifier key identifier"),
@@ -255,8 +261,21 @@ OPENSSL_VERIFY_ERRORS: dict[int, tuple[Reason, str | None]] = {
 }
 
 
-def openssl_verify_error(code: int, message: str | None = None) -> tuple[Reason, str | None]:
-    """The reason for an ``X509_V_ERR_*`` code; OpenSSL's own ``message`` for one not mapped."""
+#: X509_V_ERR_INVALID_CA.
+_INVALID_CA = 79
+
+
+def openssl_verify_error(
+    code: int, message: str | None = None, depth: int | None = None
+) -> tuple[Reason, str | None]:
+    """The reason for an ``X509_V_ERR_*`` code; OpenSSL's own ``message`` for one not mapped.
+
+    ``depth`` 0 with "invalid CA" is strict mode's verdict on a *leaf* dressed
+    as a CA (keyCertSign without basicConstraints): the leaf's key usage is at
+    fault, not an issuer, the same words as keyCertSign with CA:FALSE (82).
+    """
+    if code == _INVALID_CA and depth == 0:
+        return OPENSSL_VERIFY_ERRORS[82]
     return OPENSSL_VERIFY_ERRORS.get(code) or (
         Reason.INVALID_CERTIFICATE,
         message or f"X.509 verification error {code}",

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tlsc.reasons import Reason
 from tlsc.registry import available, load
 from tlsc.session import Backend, Capabilities, VerificationError
 
@@ -107,11 +108,50 @@ def verify_chain_of(backend: Backend) -> VerifyChain:
     return fn  # type: ignore[no-any-return]
 
 
+#: The reasons a refusal under each rule of the path battery may give (spec section 4:
+#: the same failure, the same words, from every backend).  A rule not listed here
+#: (partial chains, whose cases fail for various reasons) needs a typed reason only.
+RULE_REASONS: dict[str, frozenset[Reason]] = {
+    "validity": frozenset({Reason.EXPIRED, Reason.NOT_YET_VALID}),
+    # INVALID_CERTIFICATE: the strict structure's rules (a CA's basicConstraints
+    # not critical, a CA without keyUsage) are refused under these rules too.
+    "ca-flag": frozenset({Reason.NOT_A_CA, Reason.INVALID_CERTIFICATE}),
+    "path-length": frozenset({Reason.PATH_LENGTH}),
+    "key-usage": frozenset({Reason.KEY_USAGE, Reason.NOT_A_CA, Reason.INVALID_CERTIFICATE}),
+    "extended-key-usage": frozenset({Reason.EXTENDED_KEY_USAGE}),
+    "names": frozenset({Reason.NAME_MISMATCH}),
+    "critical-extension": frozenset({Reason.CRITICAL_EXTENSION}),
+    "malformed": frozenset({Reason.MALFORMED_CERTIFICATE, Reason.NO_PEER_CERTIFICATE}),
+    "signature": frozenset({Reason.BAD_SIGNATURE}),
+    "chain": frozenset({Reason.UNKNOWN_CA, Reason.CHAIN_TOO_LONG}),
+    "weak-crypto": frozenset({Reason.WEAK_KEY, Reason.WEAK_SIGNATURE}),
+}
+#: What no refusal may be worded as: the words of an error a backend did not classify.
+UNCLASSIFIED = frozenset({Reason.FAILURE})
+
+
+def words_problem(rule: str, error: VerificationError) -> str | None:
+    """Why ``error``'s words are wrong for a refusal under ``rule``, or None."""
+    allowed = RULE_REASONS.get(rule)
+    reason = error.reason
+    if reason in UNCLASSIFIED or (allowed is not None and reason not in allowed):
+        want = " or ".join(sorted(r.name for r in allowed)) if allowed else "a classified reason"
+        return f"worded as {reason.name} ({error}), want {want}"
+    return None
+
+
 def judge(verify: VerifyChain, case: Any) -> tuple[str, str]:
-    """("accept" | "reject" | "error", reason) for one path case."""
+    """("accept" | "reject" | "reject, wrong words" | "error", reason) for one path case.
+
+    A refusal counts as "reject" only when its reason is one the spec's words
+    allow for the case's rule (:data:`RULE_REASONS`).
+    """
     try:
         verify(list(case.chain), list(case.anchors), case.server_name, case.at_time)
     except VerificationError as e:
+        problem = words_problem(getattr(case, "rule", ""), e)
+        if problem is not None:
+            return "reject, wrong words", problem
         return "reject", str(e)
     except Exception as e:  # anything else is a bug, not a verdict
         return "error", f"{type(e).__name__}: {e}"
@@ -190,12 +230,43 @@ def run_path_handshakes(
 def run_path_battery(backends: Sequence[Backend], cases: Sequence[Any] | None = None) -> list[Cell]:
     """Every path case through every backend's ``verify_chain`` (or handshakes, see path_judge).
 
-    A cell fails when the verdict differs from the spec's, or when the backend
-    raised anything but :class:`VerificationError`.  Disagreement between
-    backends is then implied (each is compared with the same expectation);
-    :func:`disagreements` lists it explicitly.
+    A cell fails when the verdict differs from the spec's, when the backend
+    raised anything but :class:`VerificationError`, when a refusal's words are
+    not those its rule allows (:func:`judge`), or when backends word one
+    refusal differently (spec section 4).  Disagreement on verdicts is then
+    implied (each is compared with the same expectation); :func:`disagreements`
+    lists it explicitly.
     """
-    return _path_cells(backends, cases, "verify", path_judge)
+    cells = _path_cells(backends, cases, "verify", path_judge)
+    _same_words(cells)
+    return cells
+
+
+def _words(detail: str) -> str | None:
+    """The core's words at the start of a refusal's text (what follows is the backend's).
+
+    None when the text does not start with a reason's words (a refusal judged
+    by handshake is reported with its error's class name first).
+    """
+    for reason in sorted(Reason, key=lambda r: -len(r.words())):
+        if detail == reason.words() or detail.startswith(reason.words() + ": "):
+            return reason.words()
+    return None
+
+
+def _same_words(cells: list[Cell]) -> None:
+    """Refusals of one case must read the same from every backend: the others fail if not."""
+    by_case: dict[str, list[Cell]] = {}
+    for c in cells:
+        if c.status == PASS and c.detail:
+            by_case.setdefault(c.scenario, []).append(c)
+    for group in by_case.values():
+        said = {c.backend: _words(c.detail) for c in group}
+        said = {name: words for name, words in said.items() if words is not None}
+        if len(set(said.values())) > 1:
+            text = "; ".join(f"{name}: {words!r}" for name, words in sorted(said.items()))
+            for c in group:
+                c.status, c.detail = FAIL, f"backends word this refusal differently ({text})"
 
 
 def disagreements(cells: Sequence[Cell]) -> list[str]:

@@ -152,8 +152,8 @@ def _validity(c: _Cases) -> None:
             ("long-before", lo - 400 * DAY, False),
         ):
             c.add("validity", f"{where}/{label}", [leaf, inter], [root], ok, at_time=t)
-    c.add("validity", "leaf-as-anchor-expired",
-          [p.leaf(not_after=REF - DAY)], [p.leaf(not_after=REF - DAY)], False)
+    expired_anchor = p.leaf(not_after=REF - DAY)
+    c.add("validity", "leaf-as-anchor-expired", [expired_anchor], [expired_anchor], False)
 
 
 def _ca_flag(c: _Cases) -> None:
@@ -164,7 +164,7 @@ def _ca_flag(c: _Cases) -> None:
     ):
         bad = _cert("caflag bad Inter", key_kind="rsa2048", slot=3, issuer=p.root, eku=None, **kw)
         c.add("ca-flag", variant, [p.leaf(issuer=bad), bad], [p.root], False)
-    not_ca = p.leaf(dns=("other.example",))
+    not_ca = _cert("caflag leaf", issuer=p.inter, dns=("other.example",))
     c.add("ca-flag", "leaf-signed-by-leaf", [_cert(HOST, issuer=not_ca, dns=(HOST,)), not_ca,
                                              p.inter], [p.root], False)
     bad = _cert("caflag noncritical Inter", key_kind="rsa2048", slot=3, issuer=p.root, ca=True,

@@ -81,9 +81,11 @@ _TIME_ERRORS = {
 _C = SSL.X509VerificationCodes
 
 
-def describe_verify_error(errnum: int, fallback: str | None = None) -> Problem:
+def describe_verify_error(
+    errnum: int, fallback: str | None = None, depth: int | None = None
+) -> Problem:
     """The reason for an ``X509_V_ERR_*`` code (:func:`tlsc.reasons.openssl_verify_error`)."""
-    return openssl_verify_error(errnum, fallback)
+    return openssl_verify_error(errnum, fallback, depth)
 
 
 def verification_error(reason: Reason, detail: str | None = None) -> VerificationError:
@@ -226,7 +228,11 @@ class Verifier:
                 # OpenSSL says "purpose" for keyUsage and extendedKeyUsage alike;
                 # the policy tells which, as tlsc_openssl.verify_chain does.
                 return usage_problem(cert, depth, self.purpose) or describe_verify_error(errnum)
-            return describe_verify_error(errnum)
+            if errnum in _NO_ISSUER:
+                # OpenSSL refuses to use a certificate with an extension twice as
+                # anything, so it reports a missing issuer: say what is wrong.
+                return duplicate_extension([cert]) or describe_verify_error(errnum)
+            return describe_verify_error(errnum, depth=depth)
         return check_certificate(
             cert,
             depth,
@@ -239,6 +245,26 @@ class Verifier:
 
 def _quiet(_: str) -> None:
     """verify_chain's warnings go nowhere: it has no one to tell."""
+
+
+#: OpenSSL's "no issuer found" errors, which a certificate it cannot use at all causes too.
+_NO_ISSUER = {
+    _C.ERR_UNABLE_TO_GET_ISSUER_CERT,
+    _C.ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+    _C.ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+}
+
+
+def duplicate_extension(certs: Sequence[x509.Certificate]) -> Problem | None:
+    """An extension that appears twice in one of ``certs`` (RFC 5280 4.2), or None."""
+    for cert in certs:
+        try:
+            cert.extensions  # noqa: B018 - parsing them is the check
+        except x509.DuplicateExtension as e:
+            return Reason.INVALID_CERTIFICATE, f"the {e.oid.dotted_string} extension appears twice"
+        except ValueError:
+            continue  # another fault: OpenSSL's own words stand
+    return None
 
 
 def _parse(der: bytes) -> x509.Certificate:
@@ -286,8 +312,10 @@ def verify_chain(
                 new_store(anchors_der), leaf, untrusted
             ).get_verified_chain()
     except crypto.X509StoreContextError as e:
-        code, _depth, message = e.errors
-        raise verification_error(*describe_verify_error(code, message)) from None
+        code, depth, message = e.errors
+        problem = duplicate_extension(chain) if code in _NO_ISSUER else None
+        problem = problem or describe_verify_error(code, message, depth)
+        raise verification_error(*problem) from None
     verified_crypto = [c.to_cryptography() for c in verified]
     anchor_set = frozenset(anchors_der)
     # Anchor first, leaf last: the order OpenSSL calls the handshake callback in.

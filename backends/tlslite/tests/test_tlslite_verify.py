@@ -124,7 +124,7 @@ def ec_pki() -> Chain:
 
 
 UNKNOWN_CA = "^unknown certificate authority: "
-NOT_A_CA = "^issuer is not a certificate authority: "
+NOT_A_CA = "^invalid CA certificate: "
 
 
 def ok(chain, anchors, server_name="server.test", at=NOW):

@@ -24,10 +24,10 @@ same reason when a chain has a single fault:
    mode (``X509_V_FLAG_X509_STRICT``) checks it (:func:`_structure_problem`);
 3. security level: RSA keys under 2048 bits, EC keys under 224 bits and DSA
    keys anywhere, the anchor included; MD5/SHA-1 signatures below the anchor;
-4. the server name (subjectAltName only, through :mod:`tlsc.names`);
-5. from the anchor down: each signature, then each validity period;
-6. name constraints (:mod:`.constraints`), on the names of every certificate
-   below the constraining CA, never on a CN.
+4. name constraints (:mod:`.constraints`), on the names of every certificate
+   below the constraining CA, never on a CN;
+5. the server name (subjectAltName only, through :mod:`tlsc.names`);
+6. from the anchor down: each signature, then each validity period.
 
 Every failure raises :class:`ChainError` (a :class:`VerificationError`) with
 the core's reason (:mod:`tlsc.reasons`: the words are the core's, what follows
@@ -378,9 +378,14 @@ def _structure(everything: list[_Cert]) -> None:
     for depth, c in enumerate(everything):
         problem = _structure_problem(c, last=depth == len(everything) - 1)
         if problem:
-            raise ChainError(
-                Reason.INVALID_CERTIFICATE, f"{c.describe()} (depth {depth}) {problem}"
-            )
+            # keyCertSign in a non-CA is worded as a key usage fault, as OpenSSL's is.
+            reason = Reason.INVALID_CERTIFICATE
+            if problem == _CERT_SIGN_NOT_CA:
+                reason = Reason.KEY_USAGE
+            raise ChainError(reason, f"{c.describe()} (depth {depth}) {problem}")
+
+
+_CERT_SIGN_NOT_CA = "has keyUsage keyCertSign without being a CA"
 
 
 def _structure_problem(c: _Cert, last: bool) -> str | None:
@@ -412,7 +417,7 @@ def _structure_problem(c: _Cert, last: bool) -> str | None:
     if is_ca and ku is None:
         return "is a CA without keyUsage"
     if not is_ca and "key_cert_sign" in usages:
-        return "has keyUsage keyCertSign without being a CA"
+        return _CERT_SIGN_NOT_CA
     if not cert.issuer.chosen:
         return "has an empty issuer name"
     san = cert.subject_alt_name_value
@@ -731,6 +736,11 @@ class TrustStore:
             _check_extensions(path, anchor, peer)
             _structure(everything)
             _check_security_level(everything, len(path) if anchor is not None else 0)
+            # Name constraints before the name checked: OpenSSL's order, so that a
+            # leaf outside its CA's constraints is refused for that by both backends.
+            problem = constraints.violation([c.cert for c in everything])
+            if problem:
+                raise ChainError(Reason.NAME_CONSTRAINTS, problem)
             if server_name is not None:
                 _check_name(path[0], server_name)
             # from the top down, as OpenSSL's internal_verify: signature, then dates
@@ -743,9 +753,6 @@ class TrustStore:
                     issuer = path[depth]
             else:
                 _check_validity(path[0], 0, now)
-            problem = constraints.violation([c.cert for c in everything])
-            if problem:
-                raise ChainError(Reason.NAME_CONSTRAINTS, problem)
         except ChainError:
             raise
         except Exception as e:  # a malformed field asn1crypto parsed lazily
