@@ -80,6 +80,8 @@ CLIENT_CASES = {
 
 def _split(line: str, prefix: str, what: str, words: str) -> tuple[str, str | None]:
     """(the line up to the words, the detail after them) or an AssertionError."""
+    # tlsd's lines name the process after the kind: "tlsd: fatal: pid 123: ...".
+    line = re.sub(r"^(\w+: fatal: )pid \d+: ", r"\1", line)
     m = re.match(rf"({re.escape(prefix)}: fatal: {what}: {re.escape(words)})(?:: (.+))?\Z", line)
     assert m, f"not '{prefix}: fatal: {what}: {words}[: detail]': {line!r}"
     return m.group(1), m.group(2)
