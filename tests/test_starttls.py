@@ -82,6 +82,7 @@ class Outcome:
     rc: int
     stderr: str
     report: dict = field(default_factory=dict)
+    pid: int = 0  #: the command's (prog's)
 
     def describe(self) -> str:
         return f"{self.argv}\nrc {self.rc}\nstderr:\n{self.stderr}\nreport: {self.report}"
@@ -111,7 +112,8 @@ class Started:
             _, err = self.proc.communicate()
             raise AssertionError(f"{self.argv} did not finish: {err.decode()}") from None
         report = json.loads(self.report.read_text()) if self.report.exists() else {}
-        return Outcome(self.argv, self.proc.returncode, err.decode("utf-8", "replace"), report)
+        return Outcome(self.argv, self.proc.returncode, err.decode("utf-8", "replace"), report,
+                       self.proc.pid)
 
 
 def _env(tmp_path: Path, extra: dict[str, str]) -> tuple[dict[str, str], Path]:
@@ -328,7 +330,7 @@ def test_s_client_starttls_smtp_against_ucspitlsd(pki, server_backend, command, 
                    b"250 NOOP over tls\r\n221 bye\r\n"), (out, err, r.describe())
     assert r.report["clear"] == ["EHLO mail.example.com\r\n", "STARTTLS\r\n"], r.describe()
     assert r.report["seen"] == ["EHLO after.tls\r\n", "NOOP over tls\r\n", "quit\r\n"]
-    assert "ucspitlsd: info: prog asked for TLS" in r.stderr, r.describe()
+    assert f"ucspitlsd: info: pid {r.pid}: prog asked for TLS" in r.stderr, r.describe()
     text = err.decode()
     protocol = re.search(r"Protocol version: (\S+)", text).group(1)
     cipher = re.search(r"Ciphersuite: (\S+)", text).group(1)
@@ -468,6 +470,8 @@ def test_ucspitlsd_sni_level_unknown_name(pki, tmp_path):
     assert (c.rc, s.rc) == (0, 0), (c.describe(), s.describe())
     assert (c.report["engine"], s.report["engine"]) == (98, 98), (c.describe(), s.describe())
     assert len(s.fatal) == 1 and "unrecognized server name" in s.fatal[0], s.describe()
+    # as tlsd's, ucspitlsd's lines name the connection's pid: the command's, prog's
+    assert s.fatal[0].startswith(f"ucspitlsd: fatal: pid {s.pid}: "), s.describe()
     assert len(c.fatal) == 1 and "unrecognized_name" in c.fatal[0], c.describe()
     assert s.report["seen"] == [] and c.report["tunnel_rest"] == "", s.describe()
 
@@ -639,7 +643,7 @@ def test_usage_error_before_prog(tmp_path):
                        timeout=TIMEOUT)
     assert r.returncode == 100
     lines = r.stderr.decode().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ucspitlsd: fatal: usage: "), lines
+    assert len(lines) == 1 and re.match(r"ucspitlsd: fatal: pid \d+: usage: ", lines[0]), lines
     assert "--bogus" in lines[0], lines
 
 

@@ -258,17 +258,21 @@ def tlsserver_usage_problem(
     return problem
 
 
-def guarded(name: str, body: Callable[[Log], int], tag_pid: bool = False) -> int:
+def guarded(
+    name: str, body: Callable[[Log], int], tag_pid: bool = False, log: Log | None = None
+) -> int:
     """Run ``body`` and turn every outcome into an exit code, with no traceback.
 
     A :class:`Fatal` is its own ``NAME: fatal:`` line and code; anything
     unexpected is one "internal error" line and 111.  ``tag_pid``: every line
     says ``pid N`` (a server's connection, told apart in a shared log).
+    ``log``: print with this one (a forked process speaking for its parent).
     """
     # stderr carries our own lines only (spec section 4): a library's
     # DeprecationWarning about some certificate in a CA bundle is not one of them.
     warnings.simplefilter("ignore")
-    log = Log(name, 1, os.getpid() if tag_pid else None)
+    if log is None:
+        log = Log(name, 1, os.getpid() if tag_pid else None)
     try:
         code = body(log)
     except Fatal as e:
@@ -397,7 +401,14 @@ def ucspitlsc_main(argv: Sequence[str] | None = None) -> None:
 
 def ucspitlsd_main(argv: Sequence[str] | None = None) -> None:
     """The ``ucspitlsd`` command: tlsd's command line, STARTTLS's lifecycle."""
-    main("ucspitlsd", argv, TLSD, "tlsc.starttls:run_server", "tlsc.ucspitls:ucspitlsd_main")
+    main(
+        "ucspitlsd",
+        argv,
+        TLSD,
+        "tlsc.starttls:run_server",
+        "tlsc.ucspitls:ucspitlsd_main",
+        tag_pid=True,
+    )
 
 
 def tlsserver_main(argv: Sequence[str] | None = None) -> None:

@@ -142,9 +142,10 @@ def run(prepared: Prepared, opts: Options, log: Log) -> int:
             os.close(fd)
         ctl_prog.close()
         control = ctl_engine.detach()
-        code = guarded(
+        code = guarded(  # lines tagged as the parent's (tlsd's pid N is prog's, here)
             log.name,
             lambda _: _engine(prepared, opts, log, tunnel_in[1], tunnel_out[0], control),
+            log=log,
         )
         flush_std()
         os._exit(code)

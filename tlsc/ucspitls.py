@@ -54,4 +54,4 @@ def ucspitlsc_main(argv: Sequence[str] | None = None) -> None:
 
 
 def ucspitlsd_main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(cli.run_command(SERVER, "ucspitlsd", argv, run_server))
+    sys.exit(cli.run_command(SERVER, "ucspitlsd", argv, run_server, tag_pid=True))
