@@ -23,6 +23,8 @@ def installed_backends() -> list[str]:
 
 
 def pytest_generate_tests(metafunc):
+    if getattr(metafunc.cls, "backend_name", None):
+        return  # a BackendConformance subclass: its own ``backend`` fixture names one
     if "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", installed_backends(), scope="session")
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 from OpenSSL import SSL
 
+from tlsc import registry
 from tlsc.config import read_anchors
 from tlsc.der import certificate_fields
 from tlsc.log import Log
@@ -171,13 +172,31 @@ def test_info_and_capabilities() -> None:
     assert not hasattr(backend, "verify_chain")
 
 
+def test_registered_with_the_lowest_priority() -> None:
+    from importlib.metadata import entry_points
+
+    (ep,) = [ep for ep in entry_points(group="tlsc.backends") if ep.name == "stdlib"]
+    assert ep.value == "tlsc_stdlib:backend" and ep.load() is backend
+    assert sorted(registry.MODULE, key=lambda n: -registry.PRIORITY[n]) == [
+        "openssl", "tlslite", "stdlib"]
+    assert registry.resolve("stdlib") is backend
+
+
+def test_list_backends_line() -> None:
+    out = subprocess.run([sys.executable, "-m", "tlsc", "--list-backends"], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("stdlib ")]
+    assert line.startswith("stdlib 0.1.0 ssl ")
+    assert ssl.OPENSSL_VERSION in line and "tls=TLSv1.2,TLSv1.3" in line
+
+
 def test_imported_only_when_selected_and_light() -> None:
     """tlsc's run imports no backend; this one adds ``ssl`` to it and nothing else."""
     code = (
-        "import sys; import tlsc.client, tlsc.quick\n"
+        "import sys; import tlsc.client, tlsc.quick, tlsc.registry as r\n"
         "assert 'tlsc_stdlib' not in sys.modules and 'ssl' not in sys.modules\n"
         "before = set(sys.modules)\n"
-        "import tlsc_stdlib\n"
+        "r.resolve('stdlib')\n"
         "print(' '.join(sorted(set(sys.modules) - before)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -529,10 +548,8 @@ def test_sni_sent_as_given(pki: PKI) -> None:
 
 
 def _openssl_backend():  # noqa: ANN202
-    from tlsc.registry import available, load
-
     try:
-        return load(available()["openssl"])
+        return registry.load(registry.available()["openssl"])
     except KeyError:
         pytest.skip("comparing words with the openssl backend needs it installed")
 

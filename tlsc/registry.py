@@ -45,11 +45,12 @@ __all__ = [
 
 GROUP = "tlsc.backends"
 
-#: Higher wins when nothing is named.  openssl before tlslite (spec section 5).
-PRIORITY = {"openssl": 20, "tlslite": 10}
+#: Higher wins when nothing is named: openssl, then tlslite, then stdlib (spec section 5).
+#: stdlib ships with the core, so it is always there as the fallback.
+PRIORITY = {"openssl": 20, "tlslite": 10, "stdlib": 5}
 
 #: The module of each backend this project ships, for the fast path.
-MODULE = {"openssl": "tlsc_openssl", "tlslite": "tlsc_tlslite"}
+MODULE = {"openssl": "tlsc_openssl", "tlslite": "tlsc_tlslite", "stdlib": "tlsc_stdlib"}
 
 #: This project's backends: the distribution of each and where it lives in tlsc's
 #: source tree (None: it ships inside the core distribution, tlsc).  A name not
