@@ -422,6 +422,23 @@ def test_client_key_never_on_disk(pki: PKI, monkeypatch) -> None:
     assert pair.server.get_peer_certificate().to_cryptography() == pki.client.cert
 
 
+def test_credentials_without_proc_are_an_engine_error(pki: PKI, monkeypatch) -> None:
+    """No /proc/self/fd (a chroot): one clean EngineError (97), no traceback."""
+    from contextlib import contextmanager
+
+    import tlsc_stdlib.context as context
+    from tlsc.session import EngineError
+
+    @contextmanager
+    def nowhere(data: bytes, name: str):  # noqa: ANN202
+        yield "/nonexistent/proc/self/fd/99"
+
+    monkeypatch.setattr(context, "_memory_file", nowhere)
+    cfg = config(pki, cert_chain=(pki.client.der,), private_key=pki.client.key_pem())
+    with pytest.raises(EngineError, match="cannot hand the client credentials"):
+        backend.client_context(cfg, lambda m: None)
+
+
 def _der(key, fmt) -> bytes:  # noqa: ANN001
     return key.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption())
 

@@ -312,6 +312,8 @@ def _use_credentials(
             raise ConfigError(_INVALID_KEY) from None
         # e.g. a key below security level 2: still the user's files.
         raise ConfigError(f"{role} certificate or key refused by OpenSSL: {reason}") from None
+    except OSError as e:  # /proc/self/fd not there (a chroot without /proc)
+        raise EngineError(f"cannot hand the {role} credentials to OpenSSL: {e}") from None
     finally:
         del key_pem
 
