@@ -52,3 +52,12 @@ def test_markdown_has_one_table_per_peer() -> None:
     assert out.count("### ") == 4  # verify, openssl-s_server, gnutls-serv, tlsd-openssl
     assert "| scenario | a-third-party-backend | openssl | stdlib | tlslite |" in out
     assert "- `only-openssl` [openssl @ tlsd-openssl]: lost 128 KiB" in out
+
+
+def test_bad_usage_is_100_and_help_is_0(capsys) -> None:  # noqa: ANN001 - pytest fixture
+    from tlsc import conformance
+
+    assert conformance.main(["--no-such-option"]) == 100
+    assert conformance.main(["--json", "--markdown"]) == 100
+    assert conformance.main(["--help"]) == 0
+    assert "usage: tlsc-conformance" in capsys.readouterr().out
