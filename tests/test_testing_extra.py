@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 
 from tests.support.minivenv import make_venv
 
-HINT = "pip install 'tlsc[testing]' (from the source tree: pip install '.[testing]')"
+HINT = "the core's testing extra: from the source tree, pip install '.[testing]'"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ only when used: a production install never pays for them.
 * :mod:`.plugin`    -- the pytest plugin (``tlsc_backend`` fixture, ``--tlsc-backend``).
 
 What the kit needs beyond the core comes with the core's ``testing`` extra
-(``pip install 'tlsc[testing]'``: cryptography, pyOpenSSL, pytest).  Without it,
+(from the source tree, ``pip install '.[testing]'``: cryptography, pyOpenSSL, pytest).  Without it,
 ``tlsc-conformance`` says so in one line (:func:`missing`, :data:`HINT`) and the
 kit's modules refuse to import with the same words, never a bare
 ``ModuleNotFoundError`` from deep inside.
@@ -34,7 +34,7 @@ REQUIREMENTS = (("cryptography", "cryptography"), ("OpenSSL", "pyOpenSSL"))
 #: What :mod:`.suite` needs besides (pytest loads :mod:`.plugin` itself).
 PYTEST = (("pytest", "pytest"),)
 #: How to get them.
-HINT = "pip install 'tlsc[testing]' (from the source tree: pip install '.[testing]')"
+HINT = "the core's testing extra: from the source tree, pip install '.[testing]'"
 
 
 class MissingTestKitRequirement(ImportError):
