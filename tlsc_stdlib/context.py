@@ -22,8 +22,7 @@ from __future__ import annotations
 import base64
 import os
 import ssl
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from tlsc.der import DERError, certificate_fields, private_key_label
 from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, Warn
@@ -224,20 +223,36 @@ def _load_anchors(
     return Anchors(usable)
 
 
-@contextmanager
-def _memory_file(data: bytes, name: str) -> Iterator[str]:
-    """A path to ``data`` that lives in memory only (Linux ``memfd_create``), closed on exit."""
-    try:
-        fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    except (AttributeError, OSError) as e:
-        raise EngineError(f"cannot create an in-memory file for the {name}: {e}") from None
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        yield f"/proc/self/fd/{fd}"
-    finally:
-        os.close(fd)
+class _memory_file:  # noqa: N801 - used as a function: ``with _memory_file(...) as path``
+    """A path to ``data`` that lives in memory only (Linux ``memfd_create``), closed on exit.
+
+    A class rather than :func:`contextlib.contextmanager`: nothing else on a
+    stdlib run imports contextlib, and tlsc starts once per connection.
+    """
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data = data
+        self.name = name
+        self.fd = -1
+
+    def __enter__(self) -> str:
+        try:
+            self.fd = os.memfd_create(self.name, os.MFD_CLOEXEC)
+        except (AttributeError, OSError) as e:
+            raise EngineError(f"cannot create an in-memory file for the {self.name}: {e}") from None
+        try:
+            view = memoryview(self.data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except BaseException:
+            self.__exit__()
+            raise
+        return f"/proc/self/fd/{self.fd}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _pem(label: str, der: bytes) -> bytes:
