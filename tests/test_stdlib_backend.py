@@ -252,6 +252,27 @@ def test_cadir_files_of_any_name(pki: PKI, tmp_path) -> None:
     assert warnings == []
 
 
+@VERSIONS
+def test_anchors_loaded_only_when_a_chain_names_them(pki: PKI, version: str) -> None:
+    """Only what the server's chain can reach goes into OpenSSL's store, before it verifies.
+
+    A system trust store is ~140 anchors, and OpenSSL 3.0 decoding all of them
+    cost more than the rest of a connection's start.  An anchor no chain names
+    is never even looked at: a broken one is reported only when a chain
+    reaches it.
+    """
+    named = certs.garbled(pki.root.der)  # the root's name, unreadable inside
+    unnamed = certs.garbled(cert("Stranger Root", key_kind="p256", slot=52, ca=True).der)
+    warnings: list[str] = []
+    cfg = ClientConfig(anchors=[("unnamed", unnamed), ("named", named), ("root", pki.root.der)],
+                       server_name=HOST)
+    pair = ClientPair(cfg, [pki.leaf, pki.inter], version=version)
+    pair.client = backend.client_context(cfg, warnings.append).session()
+    assert warnings == []
+    pair.handshake()
+    assert warnings == ["named: not a certificate, skipped"]
+
+
 def test_no_usable_anchor_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="no usable trust anchor"):
         backend.client_context(ClientConfig(anchors=[("junk", b"\x30\x03\x02\x01\x00")]),

@@ -124,7 +124,7 @@ class _Cert:
 
 
 class Anchors:
-    """The trust anchors' DER and the fields the path walk needs, parsed once per context.
+    """The trust anchors in the context's store: their DER and the fields the path walk needs.
 
     Every anchor must be readable by :func:`tlsc.der.certificate_fields` (the
     context skips the others before OpenSSL sees them).

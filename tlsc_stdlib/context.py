@@ -8,6 +8,10 @@ strict RFC 5280 mode.  OpenSSL's host check is never configured: the name is
 :mod:`.checks`'s, with the same matcher as every backend; and OpenSSL never
 reads a CN as a name, for name constraints either.
 
+Trust anchors go into the store only when the peer's chain, seen by the
+message callback before OpenSSL verifies it, can reach them
+(:class:`StoreAnchors`): a system trust store is ~140 of them.
+
 Files never touch a disk: the certificate chain and the private key are
 handed to ``load_cert_chain`` as ``/proc/self/fd/N`` of anonymous memory
 files (``memfd_create``), closed right after.
@@ -25,7 +29,7 @@ import ssl
 from collections.abc import Sequence
 
 from tlsc.der import DERError, certificate_fields, private_key_label
-from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, Warn
+from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, TrustAnchors, Warn
 
 from .checks import Anchors, Problem, chain_problem, server_name_in_client_hello
 from .errors import reason_of
@@ -82,7 +86,7 @@ class Hooks:
     def __init__(
         self,
         ssl_context: ssl.SSLContext,
-        anchors: Anchors | None,
+        anchors: StoreAnchors | None,
         name: str | None = None,
         server: bool = False,
     ) -> None:
@@ -103,7 +107,7 @@ class Hooks:
 
     def problem(self, chain: Sequence[bytes]) -> Problem | None:
         assert self._anchors is not None
-        return chain_problem(chain, self._anchors, self._name)
+        return chain_problem(chain, self._anchors.checked, self._name)
 
     def started(self) -> None:
         if not self._wanted:
@@ -132,7 +136,8 @@ class Hooks:
         if session is None or direction != "read" or content_type != 22:
             return
         if msg_type == 11 and self._anchors is not None:
-            session.received_certificates(data, int(version))
+            # Before OpenSSL verifies: the anchors this chain can reach, into the store.
+            self._anchors.load_for(session.received_certificates(data, int(version)))
         elif msg_type == 1 and self._server:
             name = server_name_in_client_hello(data)
             if name:
@@ -187,15 +192,45 @@ def _new_context(protocol: int, role: str) -> ssl.SSLContext:
     return ctx
 
 
-def _load_anchors(
+class StoreAnchors:
+    """A context's trust anchors, put in its store when a peer's chain names them.
+
+    Python's ``ssl`` has no verify callback, but the message callback
+    (:class:`Hooks`) sees the peer's Certificate message before OpenSSL
+    verifies it.  The anchors that chain can reach by name
+    (:meth:`tlsc.anchors.TrustAnchors.for_chain`: what OpenSSL's chain builder
+    can find, and nothing else) go into the store then, in one call.  Loading
+    a system trust store (~140 anchors) up front cost ~20 ms per connection,
+    OpenSSL 3.0 decoding every public key, for the one or two a handshake uses.
+    An anchor that turns out unusable is reported when a chain first names it.
+    """
+
+    def __init__(self, ctx: ssl.SSLContext, anchors: TrustAnchors, warn: Warn) -> None:
+        self._ctx = ctx
+        self._anchors = anchors
+        self._warn = warn
+        self._tried: set[bytes] = set()
+        #: What :mod:`.checks` walks: the anchors in the store.
+        self.checked = Anchors(())
+
+    def load_for(self, chain_der: Sequence[bytes] | None) -> None:
+        """Put the anchors ``chain_der`` can reach in the store (None: every anchor)."""
+        found = self._anchors if chain_der is None else self._anchors.for_chain(chain_der)
+        new = [(origin, der) for origin, der in found if der not in self._tried]
+        self._tried.update(der for _origin, der in new)
+        usable = _into_store(self._ctx, new, self._warn)
+        if usable:
+            self.checked = Anchors([*self.checked.der, *usable])
+
+
+def _into_store(
     ctx: ssl.SSLContext, anchors: Sequence[tuple[str, bytes]], warn: Warn
-) -> Anchors:
-    """Every usable anchor, in the context's store; the others are skipped with a warning.
+) -> list[bytes]:
+    """Put the usable ``anchors`` in the context's store; their DER.  The others: warned, skipped.
 
     Usable: tlsc.der reads it (so that :mod:`.checks` can walk to it: an
-    extension twice, say, is refused here) and OpenSSL takes it.  All at once
-    (one call for a whole CADIR); one by one only when OpenSSL refuses one, to
-    name it.
+    extension twice, say, is refused here) and OpenSSL takes it.  All at once;
+    one by one only when OpenSSL refuses one, to name it.
     """
     readable: list[tuple[str, bytes]] = []
     for origin, der in anchors:
@@ -218,9 +253,13 @@ def _load_anchors(
                 warn(f"{origin}: not a certificate, skipped")
                 continue
             usable.append(der)
-    if not usable:
+    return usable
+
+
+def _trust(ctx: ssl.SSLContext, anchors: TrustAnchors, warn: Warn) -> StoreAnchors:
+    if not anchors:
         raise ConfigError("no usable trust anchor")
-    return Anchors(usable)
+    return StoreAnchors(ctx, anchors, warn)
 
 
 class _memory_file:  # noqa: N801 - used as a function: ``with _memory_file(...) as path``
@@ -343,7 +382,7 @@ def build_client_context(config: ClientConfig, warn: Warn) -> StdlibClientContex
     anchors = None
     if config.verify:
         ctx.verify_mode = ssl.CERT_REQUIRED
-        anchors = _load_anchors(ctx, config.anchors, warn)
+        anchors = _trust(ctx, config.anchors, warn)
     else:
         ctx.verify_mode = ssl.CERT_NONE
     if config.cert_chain or config.private_key is not None:
@@ -371,5 +410,5 @@ def build_server_context(config: ServerConfig, warn: Warn) -> StdlibServerContex
     if config.verify_client:
         optional = bool(getattr(config, "client_cert_optional", False))
         ctx.verify_mode = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
-        anchors = _load_anchors(ctx, config.anchors, warn)
+        anchors = _trust(ctx, config.anchors, warn)
     return StdlibServerContext(ctx, Hooks(ctx, anchors, server=True))

@@ -100,12 +100,16 @@ class StdlibSession:
         """The SNI a client sent (server role)."""
         self._sni = name
 
-    def received_certificates(self, message: bytes, version: int) -> None:
-        """The peer's Certificate handshake message (4-byte header included)."""
+    def received_certificates(self, message: bytes, version: int) -> list[bytes] | None:
+        """The peer's Certificate handshake message (4-byte header included): its chain.
+
+        None when the message is malformed (the handshake is refused then).
+        """
         try:
             self._chain = certificates_in_message(message, version)
         except CertificateMessageError as e:
             self._chain_error = Reason.MALFORMED_CERTIFICATE, str(e)
+        return self._chain
 
     # -- input ---------------------------------------------------------------
 
