@@ -132,6 +132,26 @@ def _why(e: OSError) -> str:
     return e.strerror or str(e)
 
 
+#: Size of the one block :func:`raise_malloc_thresholds` allocates and frees.
+THRESHOLD_PRIMER = 1 << 20
+
+
+def raise_malloc_thresholds() -> None:
+    """Keep the relay's buffers on the heap: no mmap, no trim, no page faults per chunk.
+
+    Every round of the relay allocates and frees blocks of about ``CHUNK``
+    (a network or prog read, a session's output).  glibc's malloc serves a
+    block of 128 KiB or more with a fresh ``mmap`` and gives the heap's top
+    back with ``brk`` once 128 KiB of it are free, so each round faulted in
+    and zeroed new pages: a third of the upload's CPU on the stdlib backend.
+    glibc raises both thresholds by itself after freeing an mmapped block
+    (to its size, and twice its size for the trim): one ``bytes`` of
+    ``THRESHOLD_PRIMER`` bytes, made with calloc (never touched: no page
+    fault) and freed at once, does that.  Other allocators ignore it.
+    """
+    bytes(THRESHOLD_PRIMER)
+
+
 class Outbox:
     """Bytes waiting for one descriptor, kept as the chunks they arrived in.
 
@@ -393,6 +413,7 @@ class Engine:
         # collector is back on from here (tlsc.quick turns it off at start).
         gc.freeze()
         gc.enable()
+        raise_malloc_thresholds()
         try:
             self._pump()
             while self._step():
