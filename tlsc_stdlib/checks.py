@@ -11,9 +11,9 @@ those cannot say is checked here, in pure Python over DER (:mod:`tlsc.der`):
   anywhere on the path, anchor included.
 
 Where the chain comes from: the context's message callback hands the session
-every handshake message it reads, and :func:`certificates_in_message` takes
-the certificates out of the peer's Certificate message (TLS 1.2 and 1.3 alike:
-the callback sees the decrypted message).  That is the chain as *sent*;
+every handshake message it reads, and :func:`tlsc.tlsmsg.certificates_in_message`
+takes the certificates out of the peer's Certificate message (TLS 1.2 and 1.3
+alike: the callback sees the decrypted message).  That is the chain as *sent*;
 OpenSSL's verified path is not exposed before Python 3.13, so the path is
 rebuilt here by names: from the leaf, issuer to subject, through the sent
 certificates and the anchors, stopping at an anchor.  Every certificate so
@@ -29,12 +29,11 @@ from collections.abc import Iterable, Sequence
 from tlsc.der import CertificateFields, DERError, certificate_fields, subject_alt_names
 from tlsc.names import match_server_name
 from tlsc.reasons import Reason, not_valid_for
+from tlsc.tlsmsg import MessageError, vector
 
 __all__ = [
     "Anchors",
     "Problem",
-    "CertificateMessageError",
-    "certificates_in_message",
     "chain_problem",
     "server_name_in_client_hello",
 ]
@@ -45,48 +44,6 @@ Problem = tuple[Reason, "str | None"]
 #: Public key algorithms refused anywhere on the path (id-dsa, and OIW's dsa).
 _DSA = frozenset({"1.2.840.10040.4.1", "1.3.14.3.2.12"})
 
-_TLS13 = 0x0304
-
-
-class CertificateMessageError(ValueError):
-    """A handshake message that does not have the structure of RFC 5246/8446."""
-
-
-def _take(data: bytes, pos: int, width: int) -> tuple[bytes, int]:
-    """The vector with a ``width``-byte length at ``pos``, and where it ends."""
-    if pos + width > len(data):
-        raise CertificateMessageError("truncated Certificate message")
-    n = int.from_bytes(data[pos : pos + width], "big")
-    end = pos + width + n
-    if end > len(data):
-        raise CertificateMessageError("truncated Certificate message")
-    return data[pos + width : end], end
-
-
-def certificates_in_message(message: bytes, version: int) -> list[bytes]:
-    """The DER certificates of a Certificate handshake message (its 4-byte header included).
-
-    ``version`` is the negotiated protocol (0x0304 for TLS 1.3, whose entries
-    carry extensions and whose list follows a request context).
-    """
-    body, end = _take(message, 1, 3)
-    if message[:1] != b"\x0b" or end != len(message):
-        raise CertificateMessageError("not a Certificate message")
-    pos = 0
-    if version == _TLS13:
-        _context, pos = _take(body, 0, 1)
-    entries, end = _take(body, pos, 3)
-    if end != len(body):
-        raise CertificateMessageError("trailing bytes in the Certificate message")
-    out: list[bytes] = []
-    pos = 0
-    while pos < len(entries):
-        cert, pos = _take(entries, pos, 3)
-        if version == _TLS13:
-            _extensions, pos = _take(entries, pos, 2)
-        out.append(cert)
-    return out
-
 
 def server_name_in_client_hello(message: bytes) -> bytes | None:
     """The host_name of a ClientHello's server_name extension (RFC 6066 3), raw, or None.
@@ -95,22 +52,22 @@ def server_name_in_client_hello(message: bytes) -> bytes | None:
     this cannot read has no name here: OpenSSL, which read it first, judges it.
     """
     try:
-        body, _ = _take(message, 1, 3)
+        body, _ = vector(message, 1, 3)
         pos = 2 + 32  # legacy_version, random
-        _, pos = _take(body, pos, 1)  # legacy_session_id
-        _, pos = _take(body, pos, 2)  # cipher_suites
-        _, pos = _take(body, pos, 1)  # legacy_compression_methods
-        extensions, _ = _take(body, pos, 2)
+        _, pos = vector(body, pos, 1)  # legacy_session_id
+        _, pos = vector(body, pos, 2)  # cipher_suites
+        _, pos = vector(body, pos, 1)  # legacy_compression_methods
+        extensions, _ = vector(body, pos, 2)
         pos = 0
         while pos < len(extensions):
             kind = extensions[pos : pos + 2]
-            data, pos = _take(extensions, pos + 2, 2)
+            data, pos = vector(extensions, pos + 2, 2)
             if kind == b"\x00\x00":  # server_name
-                names, _ = _take(data, 0, 2)
+                names, _ = vector(data, 0, 2)
                 if names[:1] == b"\x00":  # host_name
-                    return _take(names, 1, 2)[0]
+                    return vector(names, 1, 2)[0]
                 return None
-    except CertificateMessageError:
+    except MessageError:
         pass
     return None
 

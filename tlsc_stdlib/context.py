@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 from tlsc.der import DERError, certificate_fields, private_key_label
 from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, TrustAnchors, Warn
+from tlsc.tlsmsg import CERTIFICATE, AnchorsOnDemand
 
 from .checks import Anchors, Problem, chain_problem, server_name_in_client_hello
 from .errors import reason_of
@@ -135,7 +136,7 @@ class Hooks:
         session = self.current
         if session is None or direction != "read" or content_type != 22:
             return
-        if msg_type == 11 and self._anchors is not None:
+        if msg_type == CERTIFICATE and self._anchors is not None:
             # Before OpenSSL verifies: the anchors this chain can reach, into the store.
             self._anchors.load_for(session.received_certificates(data, int(version)))
         elif msg_type == 1 and self._server:
@@ -207,18 +208,14 @@ class StoreAnchors:
 
     def __init__(self, ctx: ssl.SSLContext, anchors: TrustAnchors, warn: Warn) -> None:
         self._ctx = ctx
-        self._anchors = anchors
+        self._pending = AnchorsOnDemand(anchors)
         self._warn = warn
-        self._tried: set[bytes] = set()
         #: What :mod:`.checks` walks: the anchors in the store.
         self.checked = Anchors(())
 
     def load_for(self, chain_der: Sequence[bytes] | None) -> None:
         """Put the anchors ``chain_der`` can reach in the store (None: every anchor)."""
-        found = self._anchors if chain_der is None else self._anchors.for_chain(chain_der)
-        new = [(origin, der) for origin, der in found if der not in self._tried]
-        self._tried.update(der for _origin, der in new)
-        usable = _into_store(self._ctx, new, self._warn)
+        usable = _into_store(self._ctx, self._pending.take_for(chain_der), self._warn)
         if usable:
             self.checked = Anchors([*self.checked.der, *usable])
 

@@ -49,8 +49,9 @@ from tlsc.session import (
     VerificationError,
     WriteClosed,
 )
+from tlsc.tlsmsg import MessageError, certificates_in_message
 
-from .checks import CertificateMessageError, Problem, certificates_in_message
+from .checks import Problem
 from .errors import classify, reason_of
 
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (this backend exists to start fast).
@@ -107,7 +108,7 @@ class StdlibSession:
         """
         try:
             self._chain = certificates_in_message(message, version)
-        except CertificateMessageError as e:
+        except MessageError as e:
             self._chain_error = Reason.MALFORMED_CERTIFICATE, str(e)
         return self._chain
 
