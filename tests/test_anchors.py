@@ -262,3 +262,85 @@ def test_no_usable_anchor_at_all(backend, server, tmp_path) -> None:
     d = cadir(tmp_path / "junk", {"README": b"nothing here\n",
                                   "junk.pem": pem(b"\x30\x03\x02\x01\x00")})
     run(backend, server, {"CADIR": d}).assert_fatal(96, r"no usable certificate")
+
+
+# -- the look-up's byte-wise shortcut never loses a match --------------------------------
+
+ENCODINGS = {
+    UTF8: lambda s: s.encode("utf-8"),
+    PRINTABLE: lambda s: s.encode("latin-1"),
+    IA5: lambda s: s.encode("latin-1"),
+    0x14: lambda s: s.encode("latin-1"),  # T61String, read as Latin-1
+    BMP: lambda s: s.encode("utf-16-be"),
+    0x1C: lambda s: s.encode("utf-32-be"),  # UniversalString
+    NUMERIC: lambda s: s.encode("latin-1"),  # compared as it is
+}
+OIDS = [CN, O_, bytes.fromhex("550406")]
+
+
+def fake_certificate(subject: bytes) -> bytes:
+    """Just the outline tlsc.der.tbs_names reads, with ``subject`` as issuer and subject."""
+    tbs = der_tlv(
+        0x30,
+        der_tlv(0x02, b"\x01")
+        + der_tlv(0x30, b"")
+        + subject
+        + der_tlv(0x30, b"")
+        + subject
+        + der_tlv(0x30, b""),
+    )
+    return der_tlv(0x30, tbs + der_tlv(0x30, b"") + der_tlv(0x03, b"\x00"))
+
+
+def spellings(draw, text: str) -> tuple[int, bytes]:
+    """One way to write ``text`` in a Name: a string type, ASCII case, blanks."""
+    from hypothesis import strategies as st
+
+    if draw(st.booleans()):
+        text = "".join(c.swapcase() if draw(st.booleans()) else c for c in text)
+    if draw(st.booleans()):
+        text = draw(st.sampled_from([" ", "\t", "  "])).join(text.split(" "))
+        text = draw(st.sampled_from(["", " "])) + text + draw(st.sampled_from(["", "  "]))
+    tag = draw(st.sampled_from(sorted(ENCODINGS)))
+    return tag, ENCODINGS[tag](text)
+
+
+def test_look_up_finds_what_canonical_comparison_finds() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    values = st.text(alphabet="aBc Zä1", min_size=1, max_size=8)
+    shapes = st.lists(
+        st.lists(st.tuples(st.sampled_from(OIDS), values), min_size=1, max_size=2),
+        min_size=1,
+        max_size=3,
+    )
+
+    @st.composite
+    def written(draw, shape):
+        return name(*[[(o, *spellings(draw, v)) for o, v in rdn] for rdn in shape])
+
+    @given(st.data(), st.lists(shapes, min_size=1, max_size=4))
+    @settings(max_examples=300, deadline=None)
+    def check(data, shape_list):
+        # Several spellings of a few names: some equal to the wanted one, most not.
+        subjects = [data.draw(written(s)) for s in shape_list for _ in range(3)]
+        anchors = TrustAnchors()
+        for i, subject in enumerate(subjects):
+            anchors.add(f"a{i}", fake_certificate(subject))
+        wanted = data.draw(written(data.draw(st.sampled_from(shape_list))))
+        try:
+            key = name_key(wanted)
+        except DERError:
+            assert anchors.with_subject(wanted) == []
+            return
+        expected = []
+        for origin, der in anchors:
+            try:
+                if name_key(tbs_names(der)[1]) == key:
+                    expected.append((origin, der))
+            except DERError:
+                pass
+        assert anchors.with_subject(wanted) == expected
+
+    check()

@@ -25,8 +25,11 @@ backend that verifies with OpenSSL loses nothing by looking anchors up here;
 a backend with its own path builder compares the candidates it gets with its
 own rules, and can only end up stricter, never more lenient, than OpenSSL.
 
-The index costs a walk of each anchor's DER to its subject name; it is built
-on the first look-up, so a backend that loads everything never pays for it.
+Reading an anchor costs a walk of its DER to its issuer and subject names.
+A look-up canonicalises only the subjects that may match (a byte-wise test
+that lets too many through, never too few: :meth:`TrustAnchors._named`), so
+a backend that loads everything never pays for it, and one that looks up a
+chain pays for a handful of names, not for the whole store.
 """
 
 from __future__ import annotations
@@ -43,14 +46,15 @@ Anchor = tuple[str, bytes]
 class TrustAnchors(Sequence[Anchor]):
     """Distinct trust anchors, ``(origin, DER)`` each, in the order they were added."""
 
-    __slots__ = ("_anchors", "_by_subject", "_names", "_seen")
+    __slots__ = ("_anchors", "_keys", "_names", "_seen")
 
     def __init__(self, anchors: Iterable[Anchor] = ()) -> None:
         self._anchors: list[Anchor] = []
         #: (issuer, subject) of each anchor, the DER of each Name.
         self._names: list[tuple[bytes, bytes]] = []
         self._seen: set[bytes] = set()
-        self._by_subject: dict[object, list[int]] | None = None
+        #: Canonical subjects (tlsc.der.name_key) of the anchors that needed one.
+        self._keys: dict[int, object] = {}
         for origin, der in anchors:
             self.add(origin, der)
 
@@ -76,7 +80,6 @@ class TrustAnchors(Sequence[Anchor]):
         self._seen.add(der)
         self._anchors.append((origin, der))
         self._names.append(names)
-        self._by_subject = None
         return True
 
     def contains_der(self, der: bytes) -> bool:
@@ -97,23 +100,43 @@ class TrustAnchors(Sequence[Anchor]):
 
     # -- look-ups ---------------------------------------------------------------
 
-    def _index(self) -> dict[object, list[int]]:
-        if self._by_subject is None:
-            index: dict[object, list[int]] = {}
-            for i, (_, subject) in enumerate(self._names):
-                try:
-                    key = name_key(subject)
-                except DERError:
-                    continue  # a name OpenSSL would refuse too: never a candidate
-                index.setdefault(key, []).append(i)
-            self._by_subject = index
-        return self._by_subject
-
     def _named(self, name_der: bytes) -> list[int]:
+        """The anchors whose subject OpenSSL would call equal to ``name_der``, in order.
+
+        Canonicalising every anchor's subject (:func:`tlsc.der.name_key`) cost
+        more than the rest of reading a system trust store, for the one or two
+        names a handshake looks up.  So an anchor's subject is canonicalised
+        only when it may match: byte-identical to the name (the usual case:
+        an issuer field copied from the CA's subject), or holding every word
+        of the name's string values (:func:`_words`) once lowered.  That test
+        only ever lets too many through, never too few, so the result is the
+        one a full index would give.
+        """
         try:
-            return self._index().get(name_key(name_der), [])
+            key = name_key(name_der)
         except DERError:
             return []
+        words = _words(key)
+        found = []
+        for i, (_, subject) in enumerate(self._names):
+            if subject != name_der:
+                if words:
+                    lowered = subject.lower()
+                    if not all(any(w in lowered for w in forms) for forms in words):
+                        continue
+                if self._key(i) != key:
+                    continue
+            found.append(i)
+        return found
+
+    def _key(self, i: int) -> object:
+        """The canonical subject of anchor ``i`` (None if unreadable), computed once."""
+        if i not in self._keys:
+            try:
+                self._keys[i] = name_key(self._names[i][1])
+            except DERError:
+                self._keys[i] = None  # a name OpenSSL would refuse too: never a candidate
+        return self._keys[i]
 
     def with_subject(self, name_der: bytes) -> list[Anchor]:
         """The anchors whose subject is ``name_der`` (the DER of a Name)."""
@@ -159,3 +182,26 @@ class TrustAnchors(Sequence[Anchor]):
                     found.add(i)
                     wanted.append(self._names[i][0])  # who issued this anchor?
         return [self._anchors[i] for i in sorted(found)]
+
+
+def _words(key: tuple) -> list[tuple[bytes, ...]]:
+    """What a subject's raw DER, lowered, must hold to be canonically equal to ``key``.
+
+    One entry per ASCII word of the name's canonical string values, each in the
+    forms a string type can carry it: as it is (the one-byte types and
+    UTF8String: canonicalisation only lowers ASCII and folds white space, so
+    the word's bytes are in the value), UTF-16 (BMPString) and UTF-32
+    (UniversalString), whose ASCII characters ``bytes.lower`` lowers too.
+    Words with other characters are left out (Latin-1 values are re-encoded):
+    fewer words only let more subjects through to the exact comparison.
+    """
+    out = []
+    for rdn in key:
+        for _oid, tag, value in rdn:
+            if tag != 0x0C:  # not a canonicalised string: compared as it is
+                continue
+            for word in value.split(b" "):
+                if word and word.isascii():
+                    text = word.decode("ascii")
+                    out.append((word, text.encode("utf-16-be"), text.encode("utf-32-be")))
+    return out
