@@ -1,4 +1,4 @@
-"""The ``tlsc`` command line (spec section 1), parsed with click.
+"""The ``tlsc`` command line (docs/tlsc.rst, "Options"), parsed with click.
 
 Option parsing stops at prog: ``allow_interspersed_args=False`` makes the
 first non-option word, or ``--``, the start of prog's command line, and an

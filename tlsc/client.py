@@ -1,4 +1,4 @@
-"""The client role's configuration (spec section 2): tlsc, tlsclient, ucspitlsc.
+"""The client role's configuration from the environment: tlsc, tlsclient, ucspitlsc.
 
 Step 1 of the lifecycle for the client role: the usage checks (100 before
 anything is printed), the trust anchors (or none, under --no-verify-cert), the
@@ -28,7 +28,7 @@ from .session import ClientConfig
 def check_usage(opts: Options, log: Log, *, fds: bool = True) -> Usage:
     """Every usage error (100) of the client role, found before anything is printed.
 
-    In the order of spec section 3, step 1: the command line (the backend it
+    In the order of the lifecycle's first step: the command line (the backend it
     means: an unknown name is a usage error, and resolving it imports it, once,
     for the rest of the run), the network descriptors (111; ``fds=False`` for
     a caller that has none yet, tlsclient before it connects), the variables.

@@ -1,12 +1,14 @@
-"""Configuration from the environment (spec section 2), read once, before the fork.
+"""Configuration from the environment (docs/tlsc.rst, "Environment read"), read once,
+before the fork.
 
 Files are read here, as the user tlsc was started as (root, typically), so that
 nothing needs reading after privileges are dropped.  What can be a usage error
 (a required variable unset, a non-numeric TLS_UID) is found by the ``require_*``
 functions and :func:`read_identity`, which print nothing, so that a command can
-find every usage error before it prints its first warning (spec section 4).  Parsing the crypto
-material is the backend's job; this module only finds certificates in files
-and reports unreadable ones with the right exit code.
+find every usage error before it prints its first warning (a usage error is the
+only line printed).  Parsing the crypto material is the backend's job; this
+module only finds certificates in files and reports unreadable ones with the
+right exit code.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def require_anchors(
 def read_anchors(
     env: Mapping[str, str], log: Log, hint: str = " (or use --no-verify-cert)"
 ) -> TrustAnchors:
-    """Trust anchors from CADIR (wins) or CAFILE (spec section 2).
+    """Trust anchors from CADIR (wins) or CAFILE.
 
     Every distinct certificate once (:class:`TrustAnchors`): a CADIR such as
     /etc/ssl/certs holds each anchor two or three times (its file, its hash
@@ -176,7 +178,7 @@ def read_client_credentials(
 
 
 def named_credentials(env: Mapping[str, str]) -> list[str]:
-    """The names of tlsd's ``KEYFILE:name`` / ``CERTFILE:name`` pairs (spec section 6).
+    """The names of tlsd's ``KEYFILE:name`` / ``CERTFILE:name`` pairs (``-k SNILEVEL``).
 
     Each name must be a DNS name and have both halves (else 100); names are
     case-insensitive, so two spellings of one name are refused too.  Returned
@@ -234,7 +236,7 @@ def prog_environment(
     """prog's environment: TLS variables removed unless -Z, SSL_* set or removed.
 
     A value holding NUL could not be passed through execve intact; refusing it
-    is the only safe answer (spec section 3.4).
+    is the only safe answer (exit 98).
     """
     env = dict(base)
     if not keep_tls_vars:

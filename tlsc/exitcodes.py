@@ -1,4 +1,4 @@
-"""Exit codes (spec section 4) and the one exception that carries them.
+"""Exit codes (docs/tlsc.rst, "Exit status") and the one exception that carries them.
 
 Every failure that ends tlsc is raised as :class:`Fatal` with its code and a
 "what failed: why" message; only the CLI's top level turns it into the single

@@ -1,4 +1,4 @@
-"""The connection lifecycle (spec section 3), one for every command.
+"""The connection lifecycle (docs/tlsc.rst, "Description"), one for every command.
 
 tlsc and tlsclient (client role), tlsd and tlsserver (server role), ucspitlsc
 and ucspitlsd (STARTTLS) differ in how they read their configuration and
@@ -156,7 +156,8 @@ def load_backend(name: str | None, log: Log):  # noqa: ANN201 - a Backend
     return backend
 
 
-#: The variables describing the connection (spec section 3.4), in this order.
+#: The variables describing the connection (docs/tlsc.rst, "Environment of prog"),
+#: in this order.
 SSL_VARIABLES = (
     "SSL_PROTOCOL",
     "SSL_CIPHER",
@@ -167,7 +168,7 @@ SSL_VARIABLES = (
 
 
 def ssl_variables(facts: Facts) -> dict[str, str | None]:
-    """The SSL_* variables of spec section 3.4; None means "remove it"."""
+    """The SSL_* variables of prog's environment; None means "remove it"."""
     cert = facts.peer_certificate
     subject: str | None = None
     if cert is not None:
@@ -188,7 +189,7 @@ def ssl_variables(facts: Facts) -> dict[str, str | None]:
 
 
 def _with_exit_codes(make: Callable[..., T], *args: object) -> T:
-    """``make(*args)``, a backend's call, with the exit codes of spec section 4."""
+    """``make(*args)``, a backend's call, its errors turned into exit codes 96 and 97."""
     try:
         return make(*args)
     except ConfigError as e:
@@ -203,7 +204,7 @@ def new_context(make_context, cfg, log: Log) -> ClientContext | ServerContext:  
 
 
 def session_of(context: ClientContext | ServerContext) -> Session:
-    """``context.session()``, with the exit codes of spec section 4."""
+    """``context.session()``, its errors turned into exit codes 96 and 97."""
     return _with_exit_codes(context.session)
 
 
@@ -349,7 +350,7 @@ def begin(
 
 
 def run_connection(prepared: Prepared, opts: Options, log: Log, prog: Prog | None = None) -> int:
-    """Steps 2 to 6 of the lifecycle, the same for every command (spec sections 3, 6).
+    """Steps 2 to 6 of the lifecycle, the same for every command, client or server role.
 
     Fork the waiting child with its pipes on ``opts.read_fd``/``opts.write_fd``
     (the network's numbers: 6/7 for tlsc, 0/1 for tlsd), drop privileges, run the

@@ -1,6 +1,6 @@
 """Diagnostics on stderr: ``NAME: fatal|warning|info|debug: ...``, by verbosity.
 
-Levels (spec section 1): 0 fatal only, 1 warnings, 2 one info line per
+Levels (``-v``): 0 fatal only, 1 warnings, 2 one info line per
 connection and close reasons, 3+ debug trace.  Messages never carry key
 material: callers pass reasons, never file contents.
 """

@@ -268,7 +268,7 @@ def guarded(
     says ``pid N`` (a server's connection, told apart in a shared log).
     ``log``: print with this one (a forked process speaking for its parent).
     """
-    # stderr carries our own lines only (spec section 4): a library's
+    # stderr carries tlsc's own lines only, never a library's: a library's
     # DeprecationWarning about some certificate in a CA bundle is not one of them.
     warnings.simplefilter("ignore")
     if log is None:

@@ -3,10 +3,10 @@
 Theory of operation
 ===================
 
-Spec section 4: "the same failure gets the same words from every backend; a
-backend may add detail after them, never replace them".  So backends never
-word a failure.  They raise the typed errors of :mod:`tlsc.session` with a
-:class:`Reason` from this table and, optionally, a detail::
+The same failure gets the same words from every backend; a backend may add
+detail after them, never replace them (docs/tlsc.rst, "Exit status").  So
+backends never word a failure.  They raise the typed errors of
+:mod:`tlsc.session` with a :class:`Reason` from this table and, optionally, a detail::
 
     raise VerificationError(Reason.EXPIRED, "CN=ca (depth 1) notAfter 2020-01-01 00:00:00Z")
     raise VerificationError(Reason.NAME_MISMATCH, not_valid_for("host.example"))
@@ -56,7 +56,7 @@ __all__ = [
 class Reason(enum.Enum):
     """Why a TLS connection failed; the value is the plain words (``{peer}``: the other end)."""
 
-    # -- the peer's certificate (spec section 2's rules) --
+    # -- the peer's certificate (the rules of docs/tlsc.rst, "Verification") --
     EXPIRED = "certificate has expired"
     NOT_YET_VALID = "certificate is not yet valid"
     #: detail: :func:`not_valid_for` the name checked.
@@ -83,7 +83,7 @@ class Reason(enum.Enum):
     NAME_CONSTRAINTS = "name constraints violated"
     #: The certificate (or one of its extensions) does not parse.
     MALFORMED_CERTIFICATE = "malformed certificate"
-    #: Any other rule of spec section 2 (the strict RFC 5280 structure); detail says which.
+    #: Any other verification rule (the strict RFC 5280 structure); detail says which.
     INVALID_CERTIFICATE = "invalid certificate"
     NO_PEER_CERTIFICATE = "the {peer} sent no certificate"
 

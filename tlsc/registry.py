@@ -4,10 +4,11 @@ Backends are distributions that register an object in the entry-point group
 ``tlsc.backends``.  Listing them reads only packaging metadata; the selected
 one alone is imported, so a run pays for one crypto library, never two.
 
-Selection (spec section 5): ``--backend NAME``, else ``TLSC_BACKEND``, else the
-installed backend with the highest priority.  Priorities of the backends this
-project ships are known here, so that picking the default needs no import;
-a third-party backend ranks below them unless named.
+Selection (docs/backends.rst, "Choosing one"): ``--backend NAME``, else
+``TLSC_BACKEND``, else the installed backend with the highest priority.
+Priorities of the backends this project ships are known here, so that picking
+the default needs no import; a third-party backend ranks below them unless
+named.
 
 Start-up cost matters (tlsc runs once per connection), and reading every
 installed distribution's metadata costs more than importing one backend.  So
@@ -45,7 +46,7 @@ __all__ = [
 
 GROUP = "tlsc.backends"
 
-#: Higher wins when nothing is named: openssl, then tlslite, then stdlib (spec section 5).
+#: Higher wins when nothing is named: openssl, then tlslite, then stdlib.
 #: stdlib ships with the core, so it is always there as the fallback.
 PRIORITY = {"openssl": 20, "tlslite": 10, "stdlib": 5}
 

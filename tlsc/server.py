@@ -1,4 +1,4 @@
-"""The server role's configuration (spec section 6): tlsd, tlsserver, ucspitlsd.
+"""The server role's configuration (docs/tlsd.rst): tlsd, tlsserver, ucspitlsd.
 
 What the server role reads from its environment, and the server contexts
 built from it:

@@ -71,8 +71,8 @@ Who bounds the buffers: the core.  It feeds ``receive_data`` at most one read
 out of it, and it pulls plaintext with ``read`` only while prog's pipe buffer
 has room.  A backend buffers at most what it was given.
 
-Errors and their words (spec section 4: the same failure gets the same words
-from every backend).  A backend never words a failure: it raises one of the
+Errors and their words (the same failure gets the same words from every
+backend).  A backend never words a failure: it raises one of the
 classes below with a reason code from :mod:`tlsc.reasons` and, optionally, a
 detail that the core prints *after* the words::
 
@@ -173,7 +173,7 @@ def __getattr__(name: str) -> object:
 # -- errors -----------------------------------------------------------------
 #
 # Local configuration problems (96, 97) are distinct from remote TLS failures
-# (98) so that the exit-code discipline of the spec falls out of the type.
+# (98) so that the exit code of each falls out of the type.
 
 
 class ConfigError(Exception):
@@ -341,7 +341,7 @@ class ClientConfig:
 
 
 class ServerConfig:
-    """What ``tlsd`` hands a backend to build a server context (spec section 6)."""
+    """What ``tlsd`` hands a backend to build a server context."""
 
     __slots__ = ("anchors", "cert_chain", "client_cert_optional", "private_key", "verify_client")
 

@@ -1,4 +1,4 @@
-"""STARTTLS: the lifecycle of ucspitlsc and ucspitlsd (spec section 6, UCSPI-TLS).
+"""STARTTLS: the lifecycle of ucspitlsc and ucspitlsd (the UCSPI-TLS protocol).
 
 Theory of operation
 ===================

@@ -1,4 +1,4 @@
-"""``tlsclient [options] host port prog...``: connect, then run tlsc (spec section 6).
+"""``tlsclient [options] host port prog...``: connect, then run tlsc (docs/tlsclient.rst).
 
 The s6-tlsclient of this project: resolve ``host``, open a TCP connection to the
 first address that answers (every address in turn, IPv4 and IPv6, each under the
@@ -242,7 +242,7 @@ def command(**kw) -> int:
         verify=not kw["no_verify_cert"],
     )
     log = Log(NAME, opts.verbosity)
-    # Every usage error before the connection is attempted (spec section 4).
+    # Every usage error before the connection is attempted: its line is the only one.
     usage = check_usage(opts, log, fds=False)
     sock = connect(host, port, family, kw["connect_timeout"], log)
     try:

@@ -1,4 +1,4 @@
-"""``tlsd [options] prog...``: the server side of TLS (spec section 6), as s6-tlsd.
+"""``tlsd [options] prog...``: the server side of TLS, as s6-tlsd (docs/tlsd.rst).
 
 Started by a super-server (``tcpserver``, ``s6-tcpserver``) with the client
 connection on its stdin/stdout: tlsd runs the server side of TLS there and

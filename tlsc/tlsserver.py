@@ -1,4 +1,4 @@
-"""``tlsserver [options] ip port prog...``: the TLS super-server (spec section 6).
+"""``tlsserver [options] ip port prog...``: the TLS super-server (docs/tlsserver.rst).
 
 s6-tlsserver is s6-tcpserver in front of s6-tlsd; so is this: tlsd's options
 (the same click objects, :func:`tlsc.tlsd.server_params`) plus the listening

@@ -1,4 +1,4 @@
-"""The click command lines of ucspitlsc and ucspitlsd (spec section 6): tlsc's and tlsd's.
+"""The click command lines of ucspitlsc and ucspitlsd: tlsc's and tlsd's, renamed.
 
 They are the very command objects of tlsc and tlsd under another name, help
 and epilog (:func:`tlsc.cli.renamed`): an option added to tlsc or tlsd is an
