@@ -9,7 +9,7 @@ Modules, one concern each:
 
 * :mod:`.context` -- ``ClientConfig``/``ServerConfig`` → ``ssl.SSLContext``;
 * :mod:`.session` -- one connection, an ``SSLObject`` between two memory BIOs;
-* :mod:`.checks`  -- the rules of spec section 2 OpenSSL's flags cannot express;
+* :mod:`.checks`  -- the verification rules OpenSSL's flags cannot express;
 * :mod:`.errors`  -- ``ssl.SSLError`` → the interface's exception classes.
 
 What differs from the other backends, and why:
@@ -20,7 +20,7 @@ What differs from the other backends, and why:
   handshakes;
 * validity dates are OpenSSL's own (there is no verify callback to override
   them): the notAfter second itself already counts as expired, one second
-  earlier than spec section 2's inclusive end.
+  earlier than the inclusive end the other backends apply (README.md, "Backends").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The rules of spec section 2 that OpenSSL's flags cannot express, on the chain the peer sent.
+"""The verification rules OpenSSL's flags cannot express, on the chain the peer sent.
 
 Python's ``ssl`` has no verify callback: OpenSSL verifies the chain with the
 flags and the security level the context sets (:mod:`.context`), and what
@@ -7,7 +7,7 @@ those cannot say is checked here, in pure Python over DER (:mod:`tlsc.der`):
 * the name: the leaf's subjectAltName entries against ``-k`` through
   :func:`tlsc.names.match_server_name`, the matcher every backend uses
   (OpenSSL's own host check is never configured);
-* DSA keys: security level 2 accepts a 2048-bit DSA key, the spec refuses DSA
+* DSA keys: security level 2 accepts a 2048-bit DSA key, tlsc refuses DSA
   anywhere on the path, anchor included.
 
 Where the chain comes from: the context's message callback hands the session

@@ -51,7 +51,7 @@ CIPHERS = (
 )
 VERIFY_FLAGS = ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
 
-#: subjectPublicKeyInfo algorithms of the keys we load (spec section 2: RSA, ECDSA, Ed25519).
+#: subjectPublicKeyInfo algorithms of the KEYFILE keys we load: RSA, ECDSA, Ed25519.
 KEY_TYPES = {
     "1.2.840.113549.1.1.1": "RSA",
     "1.2.840.113549.1.1.10": "RSA",  # RSASSA-PSS
@@ -186,7 +186,7 @@ def _new_context(protocol: int, role: str) -> ssl.SSLContext:
         ctx.verify_flags |= VERIFY_FLAGS
         # X509_CHECK_FLAG_NEVER_CHECK_SUBJECT: the subject's CN is never a name, not
         # even for name constraints (OpenSSL checks a leaf's CN against them when the
-        # leaf has no DNS subjectAltName, unless told never to: spec section 2).
+        # leaf has no DNS subjectAltName, unless told never to).
         ctx.hostname_checks_common_name = False
     except (ssl.SSLError, ValueError) as e:
         raise _engine(f"create a TLS {role} context", e) from None

@@ -10,7 +10,7 @@ Modules, one concern each:
 * :mod:`.context`     -- ``ClientConfig``/``ServerConfig`` → ``SSL.Context``;
 * :mod:`.credentials` -- parsing the certificate chain and key bytes;
 * :mod:`.verify`      -- the anchors, OpenSSL's chain checks + the policy, callback and standalone;
-* :mod:`.policy`      -- the rules of spec section 2 OpenSSL does not apply as we want;
+* :mod:`.policy`      -- the verification rules OpenSSL does not apply as we want;
 * :mod:`.session`     -- one connection over memory BIOs;
 * :mod:`.errors`      -- OpenSSL error queue → the interface's exception classes.
 """

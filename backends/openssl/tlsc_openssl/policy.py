@@ -1,12 +1,13 @@
-"""The verification rules OpenSSL does not enforce the way the spec wants.
+"""The verification rules OpenSSL does not enforce the way tlsc wants.
 
 OpenSSL already builds the chain, checks signatures, basicConstraints and
 pathLen, keyCertSign, unknown critical extensions, name constraints, RFC
 5280's structure (strict mode: ``X509_V_FLAG_X509_STRICT``) and (during a
-handshake) the ``ssl_server`` purpose.  What it does differently from spec
-section 2, or not at all, is decided here, in one pure function used by
-*both* verification paths (the handshake's verify callback and
-:func:`tlsc_openssl.verify_chain`) so that the two can never disagree:
+handshake) the ``ssl_server`` purpose.  What it does differently from tlsc's
+rules (docs/tlsc.rst, "Verification"), or not at all, is decided here, in one
+pure function used by *both* verification paths (the handshake's verify
+callback and :func:`tlsc_openssl.verify_chain`) so that the two can never
+disagree:
 
 * validity dates, inclusive at both ends (RFC 5280).  OpenSSL treats the
   notAfter second itself as expired, so the dates are decided here: the
@@ -176,7 +177,7 @@ def _ns_cert_type(cert: x509.Certificate) -> int | None:
 def usage_problem(
     cert: x509.Certificate, depth: int, purpose: x509.ObjectIdentifier
 ) -> Problem | None:
-    """keyUsage/extendedKeyUsage, where present, must allow the use (spec section 2).
+    """keyUsage/extendedKeyUsage, where present, must allow the use.
 
     So must a leaf's nsCertType, as OpenSSL's ``sslserver``/``sslclient``
     purposes (and so Python's ``ssl``) require.
@@ -258,9 +259,9 @@ def check_certificate(
 
     ``is_anchor``: the certificate is one of the configured trust anchors, so
     the chain ends here; its signature and usage are not judged, but its key
-    is (spec section 2: an anchor's self-signature is never checked, but its
-    key must meet the same strength rules), its dates are, and a leaf that is
-    itself an anchor must still carry the server name.
+    is (an anchor's self-signature is never checked, but its key must meet
+    the same strength rules), its dates are, and a leaf that is itself an
+    anchor must still carry the server name.
     ``now`` must be timezone-aware (UTC).
     """
     try:

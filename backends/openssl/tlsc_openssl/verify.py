@@ -6,7 +6,7 @@
   leaf last, when a depth passed; that is where :func:`.policy.check_certificate`
   runs, name check included at depth 0.  Refusing in the callback makes
   OpenSSL abort the handshake with an alert *before* any client certificate is
-  sent, which is what the spec requires.
+  sent: a server that fails verification never sees our certificate.
 * :func:`verify_chain` runs the same store configuration through an
   ``X509StoreContext`` and then the same policy over the verified chain, for
   the conformance harness.
@@ -23,7 +23,8 @@ because it also uses them to choose among candidate issuers (the first one
 valid then); in a handshake the callback overrides OpenSSL's verdict on a
 date with the policy's, and :func:`verify_chain`, which has no callback,
 verifies again with OpenSSL's time check off (:data:`CHAIN_STORE_FLAGS`)
-when OpenSSL's only objection is the notAfter second the spec still accepts.
+when OpenSSL's only objection is the notAfter second tlsc still accepts
+(validity is inclusive).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ __all__ = [
 X509_V_FLAG_NO_CHECK_TIME = 0x200000
 
 #: The handshake's store: any anchor terminates a chain; RFC 5280's structure
-#: is checked (OpenSSL's strict mode, spec section 2).
+#: is checked (OpenSSL's strict mode).
 STORE_FLAGS = crypto.X509StoreFlags.PARTIAL_CHAIN | crypto.X509StoreFlags.X509_STRICT
 #: :func:`verify_chain`'s store: the same, dates left to the policy.
 CHAIN_STORE_FLAGS = STORE_FLAGS | X509_V_FLAG_NO_CHECK_TIME
@@ -307,7 +308,7 @@ def verify_chain(
             code = e.errors[0]
             if code not in _TIME_ERRORS or time_problem(e.certificate.to_cryptography(), now):
                 raise
-            # OpenSSL's notAfter is exclusive, the spec's inclusive: dates to the policy.
+            # OpenSSL's notAfter is exclusive, tlsc's inclusive: dates to the policy.
             verified = crypto.X509StoreContext(
                 new_store(anchors_der), leaf, untrusted
             ).get_verified_chain()

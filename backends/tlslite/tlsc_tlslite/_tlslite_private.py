@@ -181,7 +181,7 @@ def send_close_notify(conn: TLSConnection) -> None:
     """Send a lone warning-level close_notify, leaving the read side open.
 
     ``TLSConnection.close()`` would also shut the connection down (and by
-    default wait for the peer's reply); the spec wants our direction closed
+    default wait for the peer's reply); tlsc wants only our direction closed
     and reading to go on.
     """
     alert = Alert().create(AlertDescription.close_notify, AlertLevel.warning)

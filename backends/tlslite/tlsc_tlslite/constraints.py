@@ -6,15 +6,15 @@ Theory of operation
 A CA's nameConstraints extension lists *permitted* and *excluded* subtrees
 of names; every certificate below that CA in a path must have its names
 inside a permitted subtree (of the same type, when the CA permits any of that
-type) and outside every excluded one.  Spec section 2 wants the same verdict
-from every backend, and the openssl backend's verdict is OpenSSL's, so this
+type) and outside every excluded one.  tlsc wants the same verdict from
+every backend, and the openssl backend's verdict is OpenSSL's, so this
 module follows OpenSSL 3's ``NAME_CONSTRAINTS_check`` rule for rule:
 
 * the names of a certificate are its subject (a directoryName, when not
   empty), the emailAddress attributes of that subject (rfc822Name) and every
   subjectAltName entry.  The subject's common name is *never* a DNS name here
-  (spec section 2; the openssl backend sets ``X509_CHECK_FLAG_NEVER_CHECK_SUBJECT``
-  for the same effect);
+  (not even for name constraints; the openssl backend sets
+  ``X509_CHECK_FLAG_NEVER_CHECK_SUBJECT`` for the same effect);
 * the constraints of every certificate above (anchor included) apply; a
   self-issued certificate that is not the leaf is skipped (RFC 5280 6.1.3 (b):
   key rollover certificates);
@@ -26,7 +26,7 @@ module follows OpenSSL 3's ``NAME_CONSTRAINTS_check`` rule for rule:
 * a subtree with a minimum or maximum, a name of a form this module (and
   OpenSSL) cannot judge under a constraint of that same form, and a name
   that does not parse as its form are refused rather than guessed at,
-  whether the extension is critical or not (spec section 2: "critical or not").
+  whether the extension is critical or not (name constraints bind either way).
 
 :func:`violation` returns the first problem found, from the anchor down, as
 OpenSSL reports it; None means the path is clean.

@@ -1,4 +1,4 @@
-"""X.509 chain and name verification in pure Python (spec section 2).
+"""X.509 chain and name verification in pure Python (docs/tlsc.rst, "Verification").
 
 tlslite-ng verifies no certificate at all: its ``Checker`` only compares
 fingerprints.  This module is the whole of what makes a ``tlslite`` connection
@@ -71,7 +71,7 @@ HANDLED_CRITICAL = frozenset(
 ) | frozenset(
     # Known to OpenSSL, which accepts them critical and acts on them only when
     # asked for policy (X509_V_FLAG_POLICY_CHECK) or CRL checks, as tlsc never
-    # does: same verdict here (spec section 5), by the same inaction.
+    # does: same verdict here as every backend's, by the same inaction.
     {"certificate_policies", "policy_constraints", "policy_mappings", "inhibit_any_policy",
      "crl_distribution_points", "ocsp_no_check", "netscape_certificate_type"}
 )
@@ -87,13 +87,13 @@ CLIENT_LEAF_KEY_USAGES = frozenset({"digital_signature", "key_agreement"})
 #: extendedKeyUsage values that allow serving TLS.  anyExtendedKeyUsage alone is
 #: NOT enough: OpenSSL's SSL-server purpose check refuses it (checked against
 #: OpenSSL 3 through the openssl backend's library), and both backends must
-#: give the same verdict (spec section 5).  Add "any_extended_key_usage" here
-#: to follow RFC 5280's reading instead.
+#: give the same verdict.  Add "any_extended_key_usage" here to follow RFC
+#: 5280's reading instead.
 SERVER_EKUS = frozenset({"server_auth"})
 #: The same for a TLS client certificate (``tlsd -y``), anyExtendedKeyUsage alike.
 CLIENT_EKUS = frozenset({"client_auth"})
 
-#: What differs between verifying a server's chain and a client's (spec section 6):
+#: What differs between verifying a server's chain and a client's (``tlsd -Y``/``-y``):
 #: (leaf keyUsage bits, EKU values, EKU name for messages).  The name check is
 #: the caller's business: a client certificate is never checked against a name.
 _PURPOSES = {
@@ -367,7 +367,7 @@ def _repeated_extension(c: _Cert) -> str | None:
 
 
 def _structure(everything: list[_Cert]) -> None:
-    """RFC 5280's structural rules, as OpenSSL's strict mode applies them (spec section 2).
+    """RFC 5280's structural rules, as OpenSSL's strict mode applies them.
 
     ``everything`` is leaf first, anchor last.  Like OpenSSL, nothing here
     applies to a chain of one certificate (a trusted leaf): RFC 6818 exempts
@@ -443,11 +443,11 @@ def _structure_problem(c: _Cert, last: bool) -> str | None:
 
 
 def _check_security_level(everything: list[_Cert], below_anchor: int) -> None:
-    """Key sizes and algorithms (OpenSSL's auth level, as the spec fixes it).
+    """Key sizes and algorithms (OpenSSL's auth level, as tlsc fixes it).
 
-    Every key is judged, the anchor's included (spec section 2: an anchor's
-    key must meet the same strength rules); signatures only for the first
-    ``below_anchor`` certificates (an anchor's self-signature is never checked).
+    Every key is judged, the anchor's included (an anchor's key must meet the
+    same strength rules); signatures only for the first ``below_anchor``
+    certificates (an anchor's self-signature is never checked).
     """
     for depth, c in enumerate(everything):
         pki = c.cert["tbs_certificate"]["subject_public_key_info"]
