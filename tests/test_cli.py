@@ -1,4 +1,4 @@
-"""Command line, usage errors and the exit codes that come before the handshake (spec 1-4)."""
+"""Command line, usage errors and the exit codes that come before the handshake."""
 
 from __future__ import annotations
 
@@ -244,7 +244,7 @@ def test_client_cert_files_ignored_without_y(tlsc, pki, pypeer):
 # -- the shape of the fatal line ------------------------------------------------------------
 
 def test_fatal_line_format(tlsc, pki, pypeer):
-    """Spec 4: ``tlsc: fatal: <what failed>: <why>`` -- checked on one error of each code."""
+    """``tlsc: fatal: <what failed>: <why>`` -- checked on one error of each code."""
     others = []
 
     def net() -> socket.socket:

@@ -107,7 +107,7 @@ def test_capability_excuses_only_what_is_declared() -> None:
 
 @pytest.mark.parametrize("name", harness.backend_names())
 def test_every_shipped_backend_writes_after_peer_close_notify(name: str) -> None:
-    """Spec 5: not writing after the peer's TLS 1.3 close_notify is a defect, not a
+    """Not writing after the peer's TLS 1.3 close_notify is a defect, not a
     capability; the scenarios proving it need nothing else of a backend."""
     assert harness.get_backend(name).info().capabilities.write_after_close_notify
 

@@ -1,4 +1,4 @@
-"""prog's environment (spec 3.4): SSL_* values computed independently, and cleaning."""
+"""prog's environment: SSL_* values computed independently, and cleaning."""
 
 from __future__ import annotations
 

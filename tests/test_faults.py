@@ -1,4 +1,4 @@
-"""Faults (spec 3-4): resets, stalls on either side, early closes, exec failures, odd
+"""Faults: resets, stalls on either side, early closes, exec failures, odd
 descriptors, descriptor exhaustion.
 
 For each fault the test checks the documented exit code (and, when it is not prog's,

@@ -27,7 +27,7 @@ def ending(tls: str) -> list[str]:
     """How prog's EOF must end the session for s_server to take it well.
 
     Under TLS 1.2 the default -s is a bare TCP half-close (as s6-tlsc does), which
-    OpenSSL 3's s_server answers with a fatal decode_error alert -> 98 by the spec.
+    OpenSSL 3's s_server answers with a fatal decode_error alert -> 98 (a TLS error).
     A TLS 1.2 client that wants a clean end against such servers uses -S."""
     return ["-S"] if tls == "1.2" else []
 
@@ -53,7 +53,7 @@ def test_handshake_and_data_against_s_server(tls, leaf, tlsc, pki, sserver, prob
 
 @pytest.mark.parametrize("tls", ["1.2", "1.3"])
 def test_default_half_close_against_s_server(tls, tlsc, pki, sserver, probe):
-    """Spec 1 (-s): TLS 1.3 ends our direction with close_notify: a clean run.
+    """-s (the default): TLS 1.3 ends our direction with close_notify: a clean run.
     TLS 1.2 ends it with a bare TCP half-close, which s_server (OpenSSL 3) answers
     with a fatal alert.  prog has its reply either way; whether the alert arrives
     before tlsc notices that prog closed its input is a race, so under TLS 1.2

@@ -33,9 +33,9 @@ pytestmark = pytest.mark.skipif(shutil.which("tcpserver") is None,
 BACKENDS = {ep.name for ep in entry_points(group="tlsc.backends")}
 
 # prog for tlsclient: send $1 while reading back exactly $3 bytes, hashed into $2; only
-# then end the connection.  (Not "send, EOF, read the echo": a backend that cannot write
-# after the peer's close_notify -- tlslite declares so, spec 3.5 -- would make tlsd
-# discard cat's late output, by design.)
+# then end the connection.  (Not "send, EOF, read the echo": a backend that declares it
+# cannot write after the peer's close_notify would make tlsd discard cat's late output,
+# by design.)
 CLIENT_PROG = ('{ cat "$1" >&7; } & '
                'head -c "$3" <&6 | sha256sum | cut -d" " -f1 >"$2"; wait; exec 7>&-')
 

@@ -1,4 +1,4 @@
-"""No byte lost (spec 3.5 and 5): tlsc and tlsd, started as commands, move data both
+"""No byte lost: tlsc and tlsd, started as commands, move data both
 ways at once while one side ends first -- every installed backend, both roles, TLS 1.3
 and 1.2, both orders, and every tlsc x tlsd pairing.
 

@@ -1,4 +1,4 @@
-"""Privileges and descriptors (spec 2, 3.2-3.3): TLS_UID/TLS_GID, what prog inherits."""
+"""Privileges and descriptors: TLS_UID/TLS_GID, what prog inherits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The relay (spec 3.5-3.6): bulk data, close semantics, timeouts, garbage, signals."""
+"""The relay: bulk data, close semantics, timeouts, garbage, signals."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_prog_exits_right_after_writing_nothing_lost(tls, close, tlsc, pki, pype
 
 def test_slow_reader_memory_stays_bounded(backend, tlsc, pki, pypeer, probe, tmp_path):
     """The server pushes a lot while prog does not read: tlsc must stop reading the
-    network instead of buffering it all (spec 3.5 flow control)."""
+    network instead of buffering it all (flow control: memory stays bounded)."""
     n = 48 * MiB if backend == "openssl" else 2 * MiB
     peer = pypeer(pki.leaf_ec, send_bytes=n, no_wait_client_close=True)
     p = probe()
@@ -227,7 +227,7 @@ def test_J_with_close_notify_is_clean(tls, tlsc, pki, pypeer, probe):
 
 def test_write_after_server_close_notify_tls13(backend, tlsc, pki, pypeer, probe):
     """TLS 1.3: after the server's close_notify prog gets EOF and may still write, and
-    what it writes arrives: every backend we ship can (spec 5: one that could not
+    what it writes arrives: every backend we ship can (one that could not
     would be a defect, not a capability)."""
     peer = pypeer(pki.leaf_ec, tls="1.3", send_text="bye\n", no_wait_client_close=True,
                   close="notify")

@@ -413,7 +413,7 @@ def test_tlsd_never_prints_a_private_key(case, verbosity, backend, pki, listener
         res = server.wait(20)
     finally:
         sock.close()
-    # -v 3 adds 'tlsd: debug:' lines (spec 1: debug trace), hence no strict assert_fatal
+    # -v 3 adds 'tlsd: debug:' lines (a debug trace), hence no strict assert_fatal
     assert "Traceback" not in res.stderr, res.describe()
     assert res.rc == 96 and len(res.fatal) == 1, res.describe()
     for ln in res.stderr.splitlines():
@@ -591,7 +591,7 @@ def test_client_sni_cannot_inject_into_tlsd_prog(case, backend, pki, listener, t
 
 
 
-# -- 8. odd names: the same verdict from every backend (spec 5) ---------------------------
+# -- 8. odd names: the same verdict from every backend ------------------------------------
 
 ODD_VERDICT_NAMES = {"newline": "evil\nINJECTED=1", "equals": "a=b.example.test",
                      "literal wildcard": "*.example.com"}
@@ -599,7 +599,7 @@ ODD_VERDICT_NAMES = {"newline": "evil\nINJECTED=1", "equals": "a=b.example.test"
 
 @pytest.mark.parametrize("case", ODD_VERDICT_NAMES, ids=list(ODD_VERDICT_NAMES))
 def test_odd_servername_same_verdict_across_backends(case, pki, sserver, tmp_path):
-    """-k is 'a DNS name or an IP address' (spec 1); whatever tlsc does with a name that
+    """-k is 'a DNS name or an IP address'; whatever tlsc does with a name that
     is neither, every backend must do the same (same exit code)."""
     from tests.conftest import installed_backends
 

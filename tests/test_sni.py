@@ -1,4 +1,4 @@
-"""tlsd -k SNILEVEL: certificates chosen by the client's SNI (spec section 6), every backend.
+"""tlsd -k SNILEVEL: certificates chosen by the client's SNI, every backend.
 
 Clients: tlsc (every client backend) with --no-verify-cert and -k NAME, so
 that SSL_PEER_CERT_HASH tells which certificate tlsd presented, and ``openssl

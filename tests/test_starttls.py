@@ -1,4 +1,4 @@
-"""ucspitlsc and ucspitlsd end to end (spec section 6: STARTTLS over UCSPI-TLS).
+"""ucspitlsc and ucspitlsd end to end (STARTTLS over UCSPI-TLS).
 
 Real processes on real sockets: ``openssl s_client -starttls smtp`` against
 ucspitlsd, ucspitlsc against a stdlib ``ssl`` STARTTLS server (a thread, on

@@ -66,7 +66,7 @@ def test_the_kit_refuses_to_import_naming_the_extra(core_and_tlslite: Path, modu
 
 
 def test_missing_backend_of_ours_names_distribution_and_source(core_and_tlslite: Path) -> None:
-    """Spec section 5's "how to install the one asked for", for this project's own backend."""
+    """An uninstalled backend of this project: the usage error says how to install it."""
     r = _run(core_and_tlslite, "-m", "tlsc", "--backend", "openssl", "-k", "localhost", "true")
     assert r.returncode == 100, r
     (line,) = r.stderr.splitlines()

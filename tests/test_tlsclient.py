@@ -1,4 +1,4 @@
-"""``tlsclient host port prog...`` (spec section 6): connect, set the UCSPI variables, run tlsc.
+"""``tlsclient host port prog...``: connect, set the UCSPI variables, run tlsc.
 
 Real sockets on the loopback only: the stdlib-ssl peer and ``openssl s_server`` on
 127.0.0.1 and ::1, a bound but not listening port for "connection refused", and a

@@ -1,4 +1,4 @@
-"""tlsd end to end: real processes on real sockets (spec section 6).
+"""tlsd end to end: real processes on real sockets.
 
 tlsd runs under a tiny accept loop (tests/support/serve.py) or ucspi-tcp's
 ``tcpserver``, with the connection on its stdin/stdout, against ``openssl

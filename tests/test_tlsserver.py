@@ -1,4 +1,4 @@
-"""tlsserver end to end (spec section 6): real clients, real sockets, real signals.
+"""tlsserver end to end: real clients, real sockets, real signals.
 
 Clients: ``openssl s_client``, ``gnutls-cli``, our ``tlsclient``, and the
 stdlib ``ssl`` module (OpenSSL) where a test needs many connections from one

@@ -1,4 +1,4 @@
-"""A usage error (100) is found before anything else is printed (spec section 4).
+"""A usage error (100) is found before anything else is printed: its line is the only one.
 
 Each command line below has a usage error (a backend that does not exist, by
 --backend or TLSC_BACKEND) *and* something that would otherwise have printed

@@ -1,4 +1,4 @@
-"""Server certificate verification (spec 2): every bad certificate -> 98, prog never runs.
+"""Server certificate verification: every bad certificate -> 98, prog never runs.
 
 The servers are real ``openssl s_server`` instances (security level 0, so that they
 agree to serve weak certificates); the trust anchor is the test root CA unless said.
@@ -164,7 +164,7 @@ def test_anchor_is_the_other_root_only(tlsc, pki, sserver, tmp_path):
 
 
 def test_cadir_files_without_certificates_are_reported_at_v2(tlsc, pki, sserver, probe):
-    """Spec 2: skipped, "a warning at -v 2" -- a tlsc line naming the file (warning or info)."""
+    """A CADIR file holding no certificate is skipped; at -v 2 a tlsc line names it."""
     srv = sserver(pki.leaf_ec)
     p = probe()
     r = tlsc.run(["-v", "2", "-k", "localhost", *p.argv("write:w\\n", "readline")],

@@ -1,6 +1,6 @@
-"""The same failure gets the same words from every backend (spec section 4), end to end.
+"""The same failure gets the same words from every backend, end to end.
 
-For each failure class of the spec, every installed backend runs as a real
+For each failure class, every installed backend runs as a real
 ``tlsc`` (or ``tlsd``) process against a real peer (the stdlib-ssl server of
 tests/support/pypeer.py, or a real ``tlsd``/``tlsc`` on the other end), and
 the fatal lines are compared: each must be the expected ``<what failed>:

@@ -1,7 +1,7 @@
 """Certificate files for end-to-end tests, from the one factory (tlsc.testing.certs).
 
-:func:`write_pki` writes a root CA and one server chain per failure class of
-spec section 4 (expired, not yet valid, unknown CA, self-signed, signed by a
+:func:`write_pki` writes a root CA and one server chain per verification
+failure class (expired, not yet valid, unknown CA, self-signed, signed by a
 non-CA, weak key) plus a good one valid for ``localhost``, ``127.0.0.1`` and
 ``::1``, each as ``<name>.key`` and ``<name>.chain`` (leaf first, PEM), and the
 root as ``root.pem``.

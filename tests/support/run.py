@@ -17,7 +17,7 @@ TLSC = [sys.executable, "-m", "tlsc"]
 TLSCLIENT = [sys.executable, "-m", "tlsc.tlsclient"]
 DEFAULT_TIMEOUT = 20.0
 
-#: What tlsc itself may print on stderr (spec section 4).
+#: What tlsc itself may print on stderr: fatal, warning and info lines, nothing else.
 TLSC_LINE = re.compile(r"^tlsc: (fatal|warning|info): ")
 FATAL_LINE = re.compile(r"^tlsc: fatal: .+: .+")
 
@@ -89,7 +89,7 @@ class Result:
         return line
 
     def assert_fatal_format(self) -> None:
-        """The single fatal line has the spec's shape ``tlsc: fatal: <what failed>: <why>``."""
+        """The single fatal line has the documented shape ``tlsc: fatal: <what failed>: <why>``."""
         assert len(self.fatal) == 1, self.describe()
         assert FATAL_LINE.match(self.fatal[0]), (
             "fatal line is not 'tlsc: fatal: <what failed>: <why>':\n" + self.describe())

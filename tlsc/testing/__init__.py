@@ -1,4 +1,4 @@
-"""tlsc's backend conformance harness (spec section 5: "the conformance harness is what proves it").
+"""tlsc's backend conformance harness: what proves that every backend behaves the same.
 
 Ships in the core wheel so that a third-party backend can prove itself with the
 very battery the bundled backends pass.  Nothing here is imported by ``tlsc``

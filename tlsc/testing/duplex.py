@@ -1,4 +1,4 @@
-"""No byte lost: full-duplex transfers in which one side finishes first (spec 3.5, 5).
+"""No byte lost: full-duplex transfers in which one side finishes first, on every backend.
 
 Theory of operation
 ===================

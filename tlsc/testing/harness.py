@@ -3,8 +3,8 @@
 A *cell* is one scenario run by one backend against one peer ("verify" for
 the path battery, which has no peer).  A cell passes, fails, or is
 *excused*: a backend is excused from a scenario only by a capability it
-declares missing in ``info().capabilities`` (spec section 5: the documented
-differences between backends live there, nowhere else).
+declares missing in ``info().capabilities`` (the documented differences
+between backends live there, nowhere else).
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def verify_chain_of(backend: Backend) -> VerifyChain:
     return fn  # type: ignore[no-any-return]
 
 
-#: The reasons a refusal under each rule of the path battery may give (spec section 4:
-#: the same failure, the same words, from every backend).  A rule not listed here
+#: The reasons a refusal under each rule of the path battery may give (the same
+#: failure gets the same words from every backend).  A rule not listed here
 #: (partial chains, whose cases fail for various reasons) needs a typed reason only.
 RULE_REASONS: dict[str, frozenset[Reason]] = {
     "validity": frozenset({Reason.EXPIRED, Reason.NOT_YET_VALID}),
@@ -143,8 +143,8 @@ def words_problem(rule: str, error: VerificationError) -> str | None:
 def judge(verify: VerifyChain, case: Any) -> tuple[str, str]:
     """("accept" | "reject" | "reject, wrong words" | "error", reason) for one path case.
 
-    A refusal counts as "reject" only when its reason is one the spec's words
-    allow for the case's rule (:data:`RULE_REASONS`).
+    A refusal counts as "reject" only when its reason is one of the words
+    allowed for the case's rule (:data:`RULE_REASONS`).
     """
     try:
         verify(list(case.chain), list(case.anchors), case.server_name, case.at_time)
@@ -230,10 +230,10 @@ def run_path_handshakes(
 def run_path_battery(backends: Sequence[Backend], cases: Sequence[Any] | None = None) -> list[Cell]:
     """Every path case through every backend's ``verify_chain`` (or handshakes, see path_judge).
 
-    A cell fails when the verdict differs from the spec's, when the backend
+    A cell fails when the verdict differs from the case's, when the backend
     raised anything but :class:`VerificationError`, when a refusal's words are
     not those its rule allows (:func:`judge`), or when backends word one
-    refusal differently (spec section 4).  Disagreement on verdicts is then
+    refusal differently.  Disagreement on verdicts is then
     implied (each is compared with the same expectation); :func:`disagreements`
     lists it explicitly.
     """

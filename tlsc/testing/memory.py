@@ -4,7 +4,7 @@ This is the sans-I/O contract of :mod:`tlsc.session` checked end to end
 without sockets: bytes go from the client session to a pyOpenSSL server
 ``Connection`` and back in the same thread, so every scenario is
 deterministic and takes milliseconds.  pyOpenSSL is the reference for
-``Facts.cipher``: the spec wants OpenSSL's naming from every backend.
+``Facts.cipher``: ``SSL_CIPHER`` is in OpenSSL's naming from every backend.
 """
 
 from __future__ import annotations
@@ -176,8 +176,8 @@ def _expect(
 ) -> TLSError:
     """``fn()`` must raise ``exc`` with ``reason`` (and ``detail``, when given).
 
-    The reason is what the core words the failure with (spec section 4: the
-    same words from every backend), so it is checked, not just the class.
+    The reason is what the core words the failure with (the same words from
+    every backend), so it is checked, not just the class.
     """
     try:
         fn()

@@ -1,11 +1,11 @@
-"""The path-validation battery: chains with the verdict spec section 2 demands.
+"""The path-validation battery: chains with the verdict tlsc's verification rules demand.
 
 Every case is a chain (leaf first, DER), trust anchors, a server name and a
-moment, plus the verdict the spec requires.  No handshake is involved: each
-backend's ``verify_chain`` runs the very rules its handshake applies, so this
-battery reaches corners (inclusive validity boundaries to the second, pathLen,
-critical extensions, broken DER) that would be slow or impossible to stage
-through a TLS server.
+moment, plus the verdict the rules require (docs/tlsc.rst, "Verification").
+No handshake is involved: each backend's ``verify_chain`` runs the very rules
+its handshake applies, so this battery reaches corners (inclusive validity
+boundaries to the second, pathLen, critical extensions, broken DER) that would
+be slow or impossible to stage through a TLS server.
 
 Cases are generated once per process (:func:`cases` is cached); all dates are
 relative to the fixed :data:`REF` and passed as ``at_time``, so verdicts never
@@ -43,10 +43,10 @@ HOST = "host.example"
 
 @dataclass(frozen=True)
 class PathCase:
-    """One chain and the verdict the spec requires for it."""
+    """One chain and the verdict tlsc's verification rules require for it."""
 
     name: str  #: unique, ``rule/variant``
-    rule: str  #: the spec-section-2 rule exercised
+    rule: str  #: the verification rule exercised
     chain: tuple[bytes, ...]  #: leaf first, DER
     anchors: tuple[bytes, ...]  #: trust anchors, DER
     server_name: str | None
@@ -451,7 +451,7 @@ def _weak(c: _Cases) -> None:
 
 
 def _structure(c: _Cases) -> None:
-    """RFC 5280's structural rules, as OpenSSL's strict mode applies them (spec section 2)."""
+    """RFC 5280's structural rules, as OpenSSL's strict mode applies them."""
     rule = "rfc5280-structure"
     p = _PKI("structure")
 
@@ -787,7 +787,7 @@ def _name_constraints(c: _Cases) -> None:
 
 
 def _common_name(c: _Cases) -> None:
-    """The subject's CN is never a name: not for -k, not for name constraints (spec section 2)."""
+    """The subject's CN is never a name: not for -k, not for name constraints."""
     rule = "cn-never-used"
     root = _cert("cn Root", key_kind="rsa2048", slot=1, ca=True)
     local = _cert("cn exclude localhost Inter", key_kind="rsa2048", slot=2, ca=True, issuer=root,
@@ -826,8 +826,8 @@ def _path_building(c: _Cases) -> None:
     whose key type fits the signature, and of those the first valid at the
     verification time (else the one that expired last).  It never comes back
     to try another candidate once a later rule fails, and Python's ``ssl``
-    (the stdlib backend) cannot make it: so no backend does (spec section 2:
-    one verdict), and these cases pin what that path is.
+    (the stdlib backend) cannot make it: so no backend does (every backend
+    gives one verdict), and these cases pin what that path is.
     """
     rule = "path-building"
     root = _cert("pb Root", key_kind="rsa2048", slot=1, ca=True)

@@ -1,4 +1,4 @@
-"""STARTTLS scenarios (spec section 6): TLS on a connection that carried cleartext first.
+"""STARTTLS scenarios (ucspitlsc, ucspitlsd): TLS on a connection that carried cleartext first.
 
 Two kinds of peer, both speaking a little SMTP (greeting, EHLO, STARTTLS):
 

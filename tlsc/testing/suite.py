@@ -8,7 +8,7 @@ A backend author writes::
         backend_name = "mybackend"
 
 and pytest runs, against that backend: every path-validation case (one test
-each, with the spec's verdict; by ``verify_chain``, or by real handshakes for
+each, with its expected verdict; by ``verify_chain``, or by real handshakes for
 a backend declaring no standalone verifier), every in-memory handshake
 scenario, the real-peer scenarios whose server binary is on PATH, the STARTTLS
 scenarios (the backend inside ucspitlsc, and against every installed backend's

@@ -3,7 +3,7 @@
 The PKI is the one the end-to-end tests use (:func:`tlsc.testing.pki.build_pki`,
 made once per session): a root CA, an intermediate, good leaves (ECDSA, RSA,
 wildcard) for ``localhost``, 127.0.0.1 and ::1, and one leaf per verification
-failure the spec lists.  The server side of each test is a plain pyOpenSSL
+failure tlsc names.  The server side of each test is a plain pyOpenSSL
 ``Connection`` over memory BIOs, driven in the same thread.
 """
 

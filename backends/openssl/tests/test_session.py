@@ -239,7 +239,7 @@ def test_leaf_as_anchor_still_needs_the_name(make_pair, pki):
 
 
 def test_weak_anchor_key_is_judged(make_pair, pki):
-    """An anchor's key meets the strength rules too (spec section 2)."""
+    """An anchor's key meets the strength rules too (its self-signature is never checked)."""
     leaf = pki.rsa1024
     pair = make_pair("rsa1024", config(pki, anchors=[("leaf.pem", leaf.der)]))
     with pytest.raises(VerificationError, match="key too weak: RSA 1024"):
@@ -661,7 +661,7 @@ def test_facts_peer_certificate_is_der(make_pair, pki):
 
 
 def test_name_constraints_never_read_the_cn(make_pair, pki):
-    """A leaf's CN is no DNS name, not even for name constraints (spec section 2).
+    """A leaf's CN is no DNS name, not even for name constraints.
 
     OpenSSL checks the CN of a leaf without DNS subjectAltName against the DNS
     constraints above it unless the store says never to: this leaf's IP SAN is

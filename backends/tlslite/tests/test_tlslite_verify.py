@@ -1,4 +1,4 @@
-"""verify_chain: every rule of spec section 2, each accepted when right and refused when broken."""
+"""verify_chain: every verification rule, each accepted when right and refused when broken."""
 
 from __future__ import annotations
 
@@ -333,7 +333,7 @@ def test_small_rsa_key(pki: Chain):
     refused([weak.der, pki.inter.der], [pki.root.der], match="too weak")
     weak_inter = make_inter("Weak CA", pki.root, key_kind="rsa1024")
     refused([make_leaf(weak_inter).der, weak_inter.der], [pki.root.der], match="too weak")
-    # the anchor's own key is judged too (spec section 2), never its self-signature
+    # the anchor's own key is judged too, never its self-signature
     weak_root = make_root("Weak Root", key_kind="rsa1024")
     refused([make_leaf(weak_root).der], [weak_root.der], match="too weak: RSA 1024")
 

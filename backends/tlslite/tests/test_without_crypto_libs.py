@@ -69,7 +69,7 @@ def close_flags(tls: str) -> list[str]:
     """How prog's EOF ends the session.
 
     Under TLS 1.2 the default -s is a bare TCP half-close (as s6-tlsc does), which
-    OpenSSL 3's s_server answers with a fatal decode_error alert -> 98 by the spec;
+    OpenSSL 3's s_server answers with a fatal decode_error alert -> 98 (a TLS error);
     -S (close_notify, then the end) is the clean ending there.
     """
     return ["-S"] if tls == "1.2" else []
