@@ -344,3 +344,23 @@ def test_look_up_finds_what_canonical_comparison_finds() -> None:
         assert anchors.with_subject(wanted) == expected
 
     check()
+
+
+def test_no_codec_is_imported_by_a_look_up() -> None:
+    """After TLS_UID/TLS_GID the Python library may be unreadable: a codec looked up by
+    name then fails (LookupError), so names are compared without importing any."""
+    import subprocess
+    import sys
+
+    bmp = name([(O_, BMP, "Example".encode("utf-16-be"))], [(CN, 0x1C, "CA".encode("utf-32-be"))])
+    code = f"""
+import sys
+from tlsc.anchors import _words
+from tlsc.der import name_key
+bmp = {bmp!r}
+_words(name_key(bmp))
+print(sorted(m for m in sys.modules if m.startswith("encodings.")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported = set(eval(out.stdout))  # noqa: S307 - our own subprocess's list of names
+    assert not imported - {"encodings.aliases", "encodings.utf_8"}, imported

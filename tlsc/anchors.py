@@ -34,6 +34,7 @@ chain pays for a handful of names, not for the whole store.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable, Iterator, Sequence
 
 from .der import DERError, name_key, tbs_names
@@ -194,6 +195,8 @@ def _words(key: tuple) -> list[tuple[bytes, ...]]:
     (UniversalString), whose ASCII characters ``bytes.lower`` lowers too.
     Words with other characters are left out (Latin-1 values are re-encoded):
     fewer words only let more subjects through to the exact comparison.
+    (``codecs``' functions, not ``str.encode``: see :mod:`tlsc.der` on codecs
+    after a privilege drop.)
     """
     out = []
     for rdn in key:
@@ -203,5 +206,6 @@ def _words(key: tuple) -> list[tuple[bytes, ...]]:
             for word in value.split(b" "):
                 if word and word.isascii():
                     text = word.decode("ascii")
-                    out.append((word, text.encode("utf-16-be"), text.encode("utf-32-be")))
+                    utf16 = codecs.utf_16_be_encode(text)[0]
+                    out.append((word, utf16, codecs.utf_32_be_encode(text)[0]))
     return out

@@ -95,7 +95,33 @@ _STAGES = {
 }
 
 
-class Child:
+class _Process:
+    """What both kinds of prog have in common: signalling it and reaping it."""
+
+    __slots__ = ()
+    pid: int  #: 0 while there is no process yet
+    status: int | None  #: the wait status, once reaped
+
+    def kill(self, sig: int) -> None:
+        if self.pid and self.status is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def wait(self) -> int:
+        """prog's exit code as tlsc will return it (128 + signal when killed)."""
+        while self.status is None:
+            try:
+                _, self.status = os.waitpid(self.pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                self.status = 0
+        return exitcodes.status_to_code(self.status)
+
+
+class Child(_Process):
     """The forked child, waiting to become prog (a :class:`Prog`)."""
 
     __slots__ = ("_control", "_exec_errors", "from_prog", "pid", "status", "to_prog")
@@ -157,26 +183,8 @@ class Child:
         self._control = self._exec_errors = self.to_prog = self.from_prog = -1
         self.wait()
 
-    def kill(self, sig: int) -> None:
-        if self.status is None:
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
 
-    def wait(self) -> int:
-        """prog's exit code as tlsc will return it (128 + signal when killed)."""
-        while self.status is None:
-            try:
-                _, self.status = os.waitpid(self.pid, 0)
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                self.status = 0
-        return exitcodes.status_to_code(self.status)
-
-
-class Spawned:
+class Spawned(_Process):
     """prog started at :meth:`start` by ``posix_spawn``, with no waiting child (a :class:`Prog`).
 
     For a process that drops no privileges and gives prog no other ids
@@ -241,25 +249,6 @@ class Spawned:
         self.to_prog = self.from_prog = -1
         if self.pid:
             self.wait()
-
-    def kill(self, sig: int) -> None:
-        if self.pid and self.status is None:
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def wait(self) -> int:
-        """prog's exit code as tlsc will return it (128 + signal when killed)."""
-        while self.status is None:
-            try:
-                _, self.status = os.waitpid(self.pid, 0)
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                self.status = 0
-        return exitcodes.status_to_code(self.status)
-
 
 def _pipe() -> tuple[int, int]:
     r, w = os.pipe2(os.O_CLOEXEC)

@@ -16,6 +16,7 @@ fields it needs here too (:func:`certificate_fields`, :func:`subject_alt_names`,
 from __future__ import annotations
 
 import binascii
+import codecs
 import re
 
 try:
@@ -198,6 +199,9 @@ def _latin1(value: bytes) -> bytes:
     return value if value.isascii() else value.decode("latin-1").encode("utf-8")
 
 
+#: UTF-16/32 go through ``codecs``' functions, never ``decode("utf-16-be")``: a codec
+#: looked up by name is imported from disk on first use, and after TLS_UID/TLS_GID
+#: dropped privileges the Python library may be out of reach (LookupError).
 #: The string types OpenSSL canonicalises (ASN1_MASK_CANON), to UTF-8.  The
 #: one-byte types are read as Latin-1, as OpenSSL does; NumericString is not
 #: among them.
@@ -207,8 +211,8 @@ _CANONICAL = {
     0x14: _latin1,  # T61String
     0x16: _latin1,  # IA5String
     0x1A: _latin1,  # VisibleString
-    0x1E: lambda v: v.decode("utf-16-be").encode("utf-8"),  # BMPString
-    0x1C: lambda v: v.decode("utf-32-be").encode("utf-8"),  # UniversalString
+    0x1E: lambda v: codecs.utf_16_be_decode(v, "strict", True)[0].encode("utf-8"),  # BMPString
+    0x1C: lambda v: codecs.utf_32_be_decode(v, "strict", True)[0].encode("utf-8"),  # Universal
 }
 
 
@@ -254,9 +258,9 @@ def _string(tag: int, body: bytes) -> str | bytes:
     if tag == 0x14:  # T61String: treated as Latin-1, as cryptography does
         return body.decode("latin-1")
     if tag == 0x1E:  # BMPString
-        return body.decode("utf-16-be")
+        return codecs.utf_16_be_decode(body, "strict", True)[0]
     if tag == 0x1C:  # UniversalString
-        return body.decode("utf-32-be")
+        return codecs.utf_32_be_decode(body, "strict", True)[0]
     if tag == 0x03:  # BIT STRING (x500UniqueIdentifier): the bits, as bytes
         return body[1:]
     raise DERError(f"unsupported string type {tag:#x}")
