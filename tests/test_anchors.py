@@ -5,7 +5,7 @@ A system trust store (``CAFILE=/etc/ssl/certs/ca-certificates.crt``,
 which a handshake needs one or two.  The core reads each distinct anchor once
 and indexes it by subject name (:mod:`tlsc.anchors`); backends that can see
 the chain before verifying it parse only the anchors it names.  Whatever a
-backend does, the verdicts of spec section 2 must not change: the first half
+backend does, the verification verdicts must not change: the first half
 of this file checks the index itself, the second half real ``tlsc`` runs
 against ``openssl s_server`` with every installed backend.
 """

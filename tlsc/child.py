@@ -31,7 +31,7 @@ TYPE_CHECKING = False
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; 3.10+ names it
 PIPE_SIZE = 1 << 20
 
-#: Signals tlsc forwards to prog (spec section 3.5).
+#: Signals tlsc forwards to prog (docs/tlsc.rst, "Description").
 FORWARDED = (
     signal.SIGTERM,
     signal.SIGINT,
