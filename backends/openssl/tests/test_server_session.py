@@ -20,6 +20,7 @@ from tlsc.session import (
     Truncated,
     VerificationError,
 )
+from tlsc.testing import certs
 from tlsc.testing.pki import credential
 from tlsc_openssl import backend
 
@@ -173,6 +174,34 @@ def test_partial_chain_anchor_for_clients(pki):
     client, server = sessions(client_config(pki, client=cert), scfg)
     handshake(client, server)
     assert server.facts().peer_certificate == cert.der
+
+
+@BOTH
+def test_client_anchors_loaded_only_when_a_chain_names_them(pki, version):
+    """tlsd's store takes only the anchors a client's chain reaches, when it arrives.
+
+    Of three anchors, a broken one no chain names is never looked at, a broken
+    one with the root's name is reported (once) in the first handshake that
+    reaches it, and the root verifies the client.  (With every anchor loaded at
+    start, both broken ones are reported before any client comes.)
+    """
+    stranger = certs.issue("Stranger Root", ca=True, slot=52,
+                           not_before=pki.now - certs.DAY, not_after=pki.now + 30 * certs.DAY)
+    anchors = [("unnamed", certs.garbled(stranger.der)),
+               ("named", certs.garbled(pki.root.der)),  # the root's name, unreadable inside
+               ("root", pki.root.der)]
+    warnings: list[str] = []
+    scfg = server_config(pki, verify_client=True, anchors=anchors)
+    sctx = backend.server_context(scfg, warnings.append)
+    sctx.ssl_context.set_max_proto_version(version)
+    assert warnings == []
+    cert = pki.inter_clients["ecdsa"]
+    for _ in range(2):  # the second client: nothing new to load or say
+        client = backend.client_context(client_config(pki, client=cert), _quiet).session()
+        server = sctx.session()
+        handshake(client, server)
+        assert server.facts().peer_certificate == cert.der
+        assert warnings == ["named: not a certificate, skipped"]
 
 
 def test_der_key_and_ed25519_server(pki, tmp_path):

@@ -365,17 +365,77 @@ def test_anchors_are_der(pki):
     assert len(config(pki, anchors=[("inter.pem", pem)]).anchors) == 0
 
 
-def test_no_usable_anchor(pki):
+def test_no_usable_anchor(make_pair, pki):
+    """None that is a certificate at all (the core's outline check): 96 at start-up.
+
+    One that looks like a certificate but OpenSSL refuses is found out when a
+    chain reaches it: anchors go into OpenSSL's store only then.
+    """
     warnings: list[str] = []
-    broken = certs.garbled(pki.root.der)
-    with pytest.raises(ConfigError, match="no usable trust anchor"):
-        backend.client_context(config(pki, anchors=[("a", broken)]), warnings.append)
-    assert warnings == ["a: not a certificate, skipped"]
     with pytest.raises(ConfigError, match="no usable trust anchor"):
         backend.client_context(config(pki, anchors=[("junk", b"junk")]), warnings.append)
     with pytest.raises(ConfigError, match="no usable trust anchor"):
         backend.client_context(config(pki, anchors=[]), warnings.append)
-    assert len(warnings) == 1
+    assert warnings == []
+    broken = certs.garbled(pki.root.der)
+    pair = make_pair("leaf_ec", config(pki, anchors=[("a", broken)]), warn=warnings.append)
+    assert warnings == []
+    with pytest.raises(VerificationError) as e:
+        pair.handshake()
+    assert e.value.reason is Reason.UNKNOWN_CA
+    assert warnings == ["a: not a certificate, skipped"]
+
+
+def _three_anchors(pki) -> list[tuple[str, bytes]]:
+    """A broken anchor no chain names, a broken one with the root's name, the root."""
+    stranger = certs.issue("Stranger Root", ca=True, slot=52,
+                           not_before=pki.now - DAY, not_after=pki.now + 30 * DAY)
+    named = certs.garbled(pki.root.der)  # the root's name, unreadable inside
+    return [("unnamed", certs.garbled(stranger.der)), ("named", named), ("root", pki.root.der)]
+
+
+@BOTH
+def test_anchors_loaded_only_when_a_chain_names_them(make_pair, pki, version):
+    """Only what the server's chain can reach goes into OpenSSL's store, before it verifies.
+
+    A system trust store is ~145 anchors, and OpenSSL decoding all of them cost
+    ~10 ms of every connection's start.  An anchor no chain names is never even
+    looked at: a broken one is reported only when a chain reaches it, once.
+    (With every anchor loaded at start, both broken ones are reported before
+    the handshake.)
+    """
+    warnings: list[str] = []
+    ctx = backend.client_context(config(pki, anchors=_three_anchors(pki)), warnings.append)
+    assert warnings == []
+    for _ in range(2):  # the second connection of the context: nothing new to load or say
+        pair = make_pair("leaf_ec", config(pki), version=version)  # its server
+        pair.client = ctx.session()
+        pair.handshake()
+        assert pair.client.facts().peer_certificate == pki.leaf_ec.der
+        assert warnings == ["named: not a certificate, skipped"]
+
+
+def test_unreadable_certificate_message_loads_every_anchor(make_pair, pki):
+    """A Certificate message that cannot be read: every anchor goes in, for OpenSSL to judge.
+
+    OpenSSL refuses such a message itself, in its own words (as it did when
+    every anchor was loaded at start); what this pins is the store it judges
+    with.  The context's message callback is fed the message directly, as
+    OpenSSL would hand it over.
+    """
+    from tlsc_openssl.anchors import ffi
+
+    warnings: list[str] = []
+    ctx = backend.client_context(config(pki, anchors=_three_anchors(pki)), warnings.append)
+    hook = ctx.ssl_context._tlsc_msg_callback
+    message = ffi.from_buffer(b"\x0b\x00\x00\x05\x00\x00\x09ab")  # the list overruns it
+    hook(0, TLS12, 22, message, len(message), ffi.NULL, ffi.NULL)
+    assert warnings == ["unnamed: not a certificate, skipped",
+                        "named: not a certificate, skipped"]
+    pair = make_pair("leaf_ec", config(pki))
+    pair.client = ctx.session()
+    pair.handshake()  # the root went in with the others
+    assert len(warnings) == 2
 
 
 def test_no_anchor_needed_without_verification():

@@ -9,7 +9,8 @@ Modules, one concern each:
 
 * :mod:`.context`     -- ``ClientConfig``/``ServerConfig`` → ``SSL.Context``;
 * :mod:`.credentials` -- parsing the certificate chain and key bytes;
-* :mod:`.verify`      -- the anchors, OpenSSL's chain checks + the policy, callback and standalone;
+* :mod:`.anchors`     -- trust anchors into the store when the peer's chain reaches them;
+* :mod:`.verify`      -- OpenSSL's chain checks + the policy, callback and standalone;
 * :mod:`.policy`      -- the verification rules OpenSSL does not apply as we want;
 * :mod:`.session`     -- one connection over memory BIOs;
 * :mod:`.errors`      -- OpenSSL error queue → the interface's exception classes.

@@ -2,11 +2,12 @@
 
 One context per run, shared by its sessions.  Both roles share the base
 options (TLS 1.2 minimum, no renegotiation, truncation detectable), the
-trust-anchor store and the certificate/key loading; they differ in the
-method, what is verified (the server's chain and name, or a client's chain
-with the clientAuth purpose and no name) and where SNI goes.  Failures are sorted by
-whose fault they are: the user's files → :class:`ConfigError` (96), OpenSSL
-refusing to set itself up → :class:`EngineError` (97).
+trust-anchor store (filled as peers' chains reach its anchors, :mod:`.anchors`)
+and the certificate/key loading; they differ in the method, what is verified
+(the server's chain and name, or a client's chain with the clientAuth purpose
+and no name) and where SNI goes.  Failures are sorted by whose fault they
+are: the user's files → :class:`ConfigError` (96), OpenSSL refusing to set
+itself up → :class:`EngineError` (97).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections.abc import Sequence
 
 from OpenSSL import SSL, crypto
 
-from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, Warn
+from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, TrustAnchors, Warn
 
+from .anchors import StoreAnchors, watch_certificates
 from .credentials import load_client_credentials
 from .errors import reason_of
 from .policy import CLIENT_AUTH
 from .session import OpenSSLServerSession, OpenSSLSession, record_server_name
-from .verify import STORE_FLAGS, Verifier, add_anchors, configure_store
+from .verify import STORE_FLAGS, Verifier, configure_store
 
 __all__ = ["OpenSSLClientContext", "OpenSSLServerContext", "build_context", "build_server_context"]
 
@@ -71,31 +73,29 @@ def _configure_verification(ctx: SSL.Context, config: ClientConfig, warn: Warn) 
     if not config.verify:
         ctx.set_verify(SSL.VERIFY_NONE)
         return
-    anchor_der = _load_store(ctx, config.anchors, warn)
+    anchor_der = _trust(ctx, config.anchors, warn)
     # Name checks are ours (tlsc.names, in the callback): OpenSSL's host check
     # is never configured.
     ctx.set_verify(SSL.VERIFY_PEER, Verifier(anchor_der, config.server_name))
 
 
-def _load_store(
-    ctx: SSL.Context, anchors: Sequence[tuple[str, bytes]], warn: Warn
-) -> frozenset[bytes]:
-    """Put the usable anchors in the context's store (partial chains); their DER.
+def _trust(ctx: SSL.Context, anchors: TrustAnchors, warn: Warn) -> frozenset[bytes]:
+    """Set the context's store up (partial chains) to take ``anchors`` as chains reach them.
 
-    All of them: pyOpenSSL offers no way to see the peer's chain before
-    OpenSSL verifies it, so there is nothing to choose them by.
+    The store starts empty (:mod:`.anchors`); what is returned is every
+    anchor's DER, for the :class:`Verifier` to tell an anchor when it sees one.
     """
+    if not anchors:
+        raise ConfigError("no usable trust anchor")
     store = ctx.get_cert_store()
     if store is None:
         raise EngineError("OpenSSL: the context has no certificate store")
-    anchor_der = add_anchors(store, anchors, warn)
-    if not anchor_der:
-        raise ConfigError("no usable trust anchor")
     try:
         configure_store(store, STORE_FLAGS)
     except (crypto.Error, MemoryError) as e:
         raise _engine("configure the certificate store", e) from None
-    return anchor_der
+    watch_certificates(ctx, StoreAnchors(store, anchors, warn))
+    return frozenset(der for _origin, der in anchors)
 
 
 def _configure_client_certificate(ctx: SSL.Context, config: ClientConfig) -> None:
@@ -162,7 +162,7 @@ def build_server_context(config: ServerConfig, warn: Warn) -> OpenSSLServerConte
     except SSL.Error as e:
         raise _engine("configure the TLS server context", e) from None
     if config.verify_client:
-        anchor_der = _load_store(ctx, config.anchors, warn)
+        anchor_der = _trust(ctx, config.anchors, warn)
         verifier = Verifier(anchor_der, None, purpose=CLIENT_AUTH)
         mode = SSL.VERIFY_PEER
         if not config.client_cert_optional:

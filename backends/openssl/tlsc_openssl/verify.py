@@ -123,9 +123,10 @@ def add_anchors(
 ) -> frozenset[bytes]:
     """Put the anchors OpenSSL accepts in ``store``; their DER.  The others: ``warn``, skip.
 
-    One DER decoding by OpenSSL per anchor and no other object: a system trust
-    store is ~140 anchors, on every connection.  (Through a ``cryptography``
-    certificate, as before, cost three times as much.)
+    One DER decoding by OpenSSL per anchor and no other object.  (Through a
+    ``cryptography`` certificate, as before, cost three times as much.)  A
+    handshake's context calls this only for the anchors a chain reaches
+    (:mod:`.anchors`); :func:`new_store` for all it is given.
     """
     usable = set()
     for origin, der in anchors:
