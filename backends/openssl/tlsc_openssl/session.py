@@ -41,7 +41,11 @@ from .verify import verification_error
 
 __all__ = ["OpenSSLServerSession", "OpenSSLSession", "record_server_name"]
 
-_CHUNK = 65536
+#: One ``bio_read``: more than one write of the relay produces (128 KiB of plaintext
+#: is ~131 KiB of records), so that its output leaves in one piece: each read is a
+#: buffer and a copy, and several are joined with one more copy.  The buffer is not
+#: zeroed, so what is not filled costs no page.
+_CHUNK = 262144
 
 
 class OpenSSLSession:
