@@ -303,6 +303,35 @@ def editable_finder() -> bool:
     return sh(PY, "-c", code).strip() == "True"
 
 
+def stale_bytecode(tools: list[str]) -> list[str]:
+    """The tlsc modules (core and the tools' backends) whose bytecode is missing or older.
+
+    An editable install under PYTHONDONTWRITEBYTECODE recompiles each such
+    module on every start (tens of ms), which an installed tlsc never pays.
+    """
+    code = (
+        "import glob, importlib.util as u, os, sys\n"
+        "def fresh(f):\n"
+        "    try:\n"
+        "        with open(u.cache_from_source(f), 'rb') as pyc:\n"
+        "            h = pyc.read(16)\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "    st = os.stat(f)\n"
+        "    n = lambda i: int.from_bytes(h[i:i + 4], 'little')\n"
+        "    return h[:4] == u.MAGIC_NUMBER and (n(4) & 1 or (\n"
+        "        n(8) == int(st.st_mtime) & 0xFFFFFFFF and n(12) == st.st_size & 0xFFFFFFFF))\n"
+        "for pkg in sys.argv[1:]:\n"
+        "    spec = u.find_spec(pkg)\n"
+        "    for d in (spec.submodule_search_locations or []) if spec else []:\n"
+        "        for f in glob.glob(os.path.join(d, '**', '*.py'), recursive=True):\n"
+        "            if not fresh(f):\n"
+        "                print(f)\n"
+    )
+    pkgs = ["tlsc"] + [floor_module(t) for t in tools if t.startswith("tlsc-")]
+    return sh(PY, "-c", code, *pkgs).split()
+
+
 def floor_module(tool: str) -> str:
     """The module whose import is ``tool``'s floor: its backend (tlsc-stdlib: tlsc_stdlib)."""
     return "tlsc_" + tool.split("-", 1)[1]
@@ -455,6 +484,14 @@ def main(argv: list[str] | None = None) -> int:
             "note: this Python starts setuptools' editable-install import hook (~25 ms and "
             "2 MiB on every tlsc start, which an installed tlsc never pays); reinstall "
             "with scripts/install.sh (editable_mode=compat) for representative figures",
+            file=sys.stderr,
+        )
+    stale = stale_bytecode(tools) if any(t.startswith("tlsc-") for t in tools) else []
+    if stale:
+        print(
+            f"note: {len(stale)} tlsc modules have no up-to-date bytecode (e.g. {stale[0]}): "
+            "each start recompiles them, which an installed tlsc never pays; run "
+            "python -m compileall -f on them (scripts/install.sh does) for representative figures",
             file=sys.stderr,
         )
     size = int(a.size * MiB)

@@ -21,6 +21,10 @@ python3 -m venv .venv
 .venv/bin/pip install -q -r requirements-test.txt
 # Editable installs get no bytecode cache, and PYTHONDONTWRITEBYTECODE may be set:
 # without this every tlsc start recompiles the core (tens of ms per connection).
-.venv/bin/python -m compileall -q tlsc tlsc_stdlib backends/openssl/tlsc_openssl backends/tlslite/tlsc_tlslite >/dev/null
+# -f: compileall skips a file whose cache has the right mtime, even when the size
+# differs (a file rewritten within the same second), which the import system
+# still rejects: in a working tree that is being edited, such a module is
+# recompiled on every start.
+.venv/bin/python -m compileall -f -q tlsc tlsc_stdlib backends/openssl/tlsc_openssl backends/tlslite/tlsc_tlslite >/dev/null
 echo "installed: $(.venv/bin/tlsc --version); backends:"
 .venv/bin/tlsc --list-backends
