@@ -19,6 +19,8 @@ give and it is read on every connection.
 from __future__ import annotations
 
 import argparse
+import glob
+import importlib.util
 import json
 import os
 import platform
@@ -304,32 +306,37 @@ def editable_finder() -> bool:
 
 
 def stale_bytecode(tools: list[str]) -> list[str]:
-    """The tlsc modules (core and the tools' backends) whose bytecode is missing or older.
+    """The tlsc modules (core and the tools' backends) whose bytecode the import rejects.
 
     An editable install under PYTHONDONTWRITEBYTECODE recompiles each such
     module on every start (tens of ms), which an installed tlsc never pays.
+    The test is the import system's own: the cache's recorded source mtime
+    *and size* (compileall looks at the mtime only).  The packages are found
+    without being imported: this process is the same Python as tlsc's.
     """
-    code = (
-        "import glob, importlib.util as u, os, sys\n"
-        "def fresh(f):\n"
-        "    try:\n"
-        "        with open(u.cache_from_source(f), 'rb') as pyc:\n"
-        "            h = pyc.read(16)\n"
-        "    except OSError:\n"
-        "        return False\n"
-        "    st = os.stat(f)\n"
-        "    n = lambda i: int.from_bytes(h[i:i + 4], 'little')\n"
-        "    return h[:4] == u.MAGIC_NUMBER and (n(4) & 1 or (\n"
-        "        n(8) == int(st.st_mtime) & 0xFFFFFFFF and n(12) == st.st_size & 0xFFFFFFFF))\n"
-        "for pkg in sys.argv[1:]:\n"
-        "    spec = u.find_spec(pkg)\n"
-        "    for d in (spec.submodule_search_locations or []) if spec else []:\n"
-        "        for f in glob.glob(os.path.join(d, '**', '*.py'), recursive=True):\n"
-        "            if not fresh(f):\n"
-        "                print(f)\n"
-    )
-    pkgs = ["tlsc"] + [floor_module(t) for t in tools if t.startswith("tlsc-")]
-    return sh(PY, "-c", code, *pkgs).split()
+    stale = []
+    for pkg in ["tlsc"] + [floor_module(t) for t in tools if t.startswith("tlsc-")]:
+        spec = importlib.util.find_spec(pkg)
+        for d in (spec.submodule_search_locations or []) if spec else []:
+            for f in glob.glob(os.path.join(d, "**", "*.py"), recursive=True):
+                if not _fresh_bytecode(f):
+                    stale.append(f)
+    return stale
+
+
+def _fresh_bytecode(source: str) -> bool:
+    try:
+        with open(importlib.util.cache_from_source(source), "rb") as f:
+            header = f.read(16)
+    except OSError:
+        return False
+    st = os.stat(source)
+    field = [int.from_bytes(header[i : i + 4], "little") for i in (4, 8, 12)]
+    if header[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    if field[0] & 1:  # a hash-based cache: not judged by mtime
+        return True
+    return field[1] == int(st.st_mtime) & 0xFFFFFFFF and field[2] == st.st_size & 0xFFFFFFFF
 
 
 def floor_module(tool: str) -> str:

@@ -199,12 +199,12 @@ def _latin1(value: bytes) -> bytes:
     return value if value.isascii() else value.decode("latin-1").encode("utf-8")
 
 
-#: UTF-16/32 go through ``codecs``' functions, never ``decode("utf-16-be")``: a codec
-#: looked up by name is imported from disk on first use, and after TLS_UID/TLS_GID
-#: dropped privileges the Python library may be out of reach (LookupError).
 #: The string types OpenSSL canonicalises (ASN1_MASK_CANON), to UTF-8.  The
 #: one-byte types are read as Latin-1, as OpenSSL does; NumericString is not
-#: among them.
+#: among them.  UTF-16/32 go through ``codecs``' functions, never
+#: ``decode("utf-16-be")``: a codec looked up by name is imported from disk on
+#: first use, and after TLS_UID/TLS_GID dropped privileges the Python library
+#: may be out of reach (LookupError).
 _CANONICAL = {
     0x0C: _utf8,  # UTF8String
     0x13: _latin1,  # PrintableString
