@@ -117,3 +117,39 @@ def test_private_key_label_encrypted_and_junk() -> None:
     for junk in (b"", b"\x30\x03\x02\x01\x00", b"not der at all"):
         with pytest.raises(DERError):
             private_key_label(junk)
+
+
+def test_pem_blocks_are_found_as_the_armour_pattern_finds_them() -> None:
+    """tlsc.der finds PEM blocks with ``bytes.find``; it finds what the armour's regex finds.
+
+    The regex is the rule (a BEGIN line of one of three labels, a body with no
+    dash, an END of one of the three); the hand-written scan replaced it to
+    spare every start its compilation.  Inputs are built from the pieces
+    where the two could part: markers of every label, truncated markers,
+    dashes, bodies, nothing between blocks.
+    """
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tlsc.der import _pem_bodies
+
+    armour = re.compile(
+        rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----([^-]*)"
+        rb"-----END (?:X509 |TRUSTED )?CERTIFICATE-----"
+    )
+    labels = [b"", b"X509 ", b"TRUSTED ", b"RSA ", b"X509"]
+    markers = [
+        b"-----" + w + b" " + k + b"CERTIFICATE-----" for w in (b"BEGIN", b"END") for k in labels
+    ]
+    pieces = st.sampled_from(
+        [*markers, *(m[:-2] for m in markers), b"-", b"--", b"-----", b"QUJD", b"\n", b"x"]
+    )
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.lists(pieces, max_size=12).map(b"".join))
+    def check(data: bytes) -> None:
+        assert _pem_bodies(data) == armour.findall(data), data
+
+    check()

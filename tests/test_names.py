@@ -74,3 +74,45 @@ def test_tlsclient_bracketed_servername_is_a_usage_error(name, files, tmp_path) 
         " address (see tlsclient --help)"
     ], r.describe()
     assert not marker.exists()
+
+
+def test_dns_name_rule_is_rfc_1123_ldh() -> None:
+    """The hand-written checks of tlsc.names give the verdicts of the LDH rule's regex.
+
+    tlsc.names spells the rule without ``re`` (compiling it cost more than the
+    checks, on every start); this holds it to the pattern it replaced, over
+    names built from the characters where the rule's edges are.
+    """
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tlsc.names import is_dns_name
+
+    label = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+    numeric = re.compile(r"[0-9.]+\Z")
+
+    def by_regex(name: str) -> bool:
+        if not name or not name.isascii():
+            return False
+        name = name[:-1] if name.endswith(".") else name
+        if not name or len(name) > 253 or numeric.match(name):
+            return False
+        return all(label.match(part) for part in name.split("."))
+
+    chars = st.sampled_from(list("aZ09-._ é\n*"))
+    labels = st.one_of(
+        st.text(chars, max_size=5),
+        st.integers(60, 66).map(lambda n: "a" * n),
+    )
+    names = st.lists(labels, max_size=5).map(".".join)
+
+    @settings(max_examples=2000, deadline=None)
+    @given(names)
+    def check(name: str) -> None:
+        assert is_dns_name(name) == by_regex(name), name
+
+    check()
+    for name in ("localhost", "a-b.example.", "-a", "a-", "1.2.3.4", "1.2.3.4.", "0x1", ""):
+        assert is_dns_name(name) == by_regex(name), name

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import binascii
 import codecs
-import re
 
 try:
     # The interpreter's own SHA-256 (what hashlib falls back to): importing
@@ -97,10 +96,32 @@ def looks_like_der_certificate(data: bytes) -> bool:
     return len(kids) == 3 and kids[0][0] == 0x30 and kids[1][0] == 0x30 and kids[2][0] == 0x03
 
 
-_PEM = re.compile(
-    rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----([^-]*)"
-    rb"-----END (?:X509 |TRUSTED )?CERTIFICATE-----"
-)
+#: The armour of a certificate block; a body is what lies between a BEGIN and
+#: the next dash, when an END follows it.  Found with ``bytes.find`` rather than
+#: a regular expression: compiling one cost ~0.25 ms of every start.
+_PEM_BEGINS = tuple(f"-----BEGIN {k}CERTIFICATE-----".encode() for k in ("", "X509 ", "TRUSTED "))
+_PEM_ENDS = tuple(b.replace(b"BEGIN", b"END") for b in _PEM_BEGINS)
+
+
+def _pem_bodies(data: bytes) -> list[bytes]:
+    """The body of every certificate block, in order (no dash inside a body)."""
+    out = []
+    at = data.find(b"-----BEGIN ")
+    while at >= 0:
+        nxt = at + 1
+        for begin in _PEM_BEGINS:
+            if data.startswith(begin, at):
+                body = at + len(begin)
+                dash = data.find(b"-", body)
+                end = next((e for e in _PEM_ENDS if data.startswith(e, dash)), None)
+                if dash >= 0 and end is not None:
+                    out.append(data[body:dash])
+                    nxt = dash + len(end)
+                break
+        at = data.find(b"-----BEGIN ", nxt)
+    return out
+
+
 #: What a PEM body may hold: base64, line breaks and blanks.
 _PEM_BODY = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\n\r\v\f"
 
@@ -115,7 +136,7 @@ def certificates_in(data: bytes) -> list[bytes]:
     """
     if b"-----BEGIN" in data:
         out = []
-        for body in _PEM.findall(data):
+        for body in _pem_bodies(data):
             if body.translate(None, _PEM_BODY):
                 continue
             try:

@@ -23,8 +23,6 @@ certificate is valid for a name.  The rules, deliberately strict:
 
 from __future__ import annotations
 
-import re
-
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,8 +40,13 @@ __all__ = [
     "sni_for",
 ]
 
-#: Digits and dots only: an IPv4 address, or a name no DNS rule accepts.
-_NUMERIC = re.compile(r"[0-9.]+\Z")
+# No regular expressions here: these checks run on every start, and compiling
+# their patterns cost more (~0.3 ms) than all the checks together.
+
+
+def _numeric(name: str) -> bool:
+    """Digits and dots only: an IPv4 address, or a name no DNS rule accepts."""
+    return bool(name) and not name.strip("0123456789.")
 
 
 def parse_ip(name: str) -> IPAddress | None:
@@ -53,7 +56,7 @@ def parse_ip(name: str) -> IPAddress | None:
     an address; any other is answered without importing :mod:`ipaddress`,
     which a run with a DNS name never needs (it costs ~1 ms per start).
     """
-    if ":" not in name and not _NUMERIC.match(name):
+    if ":" not in name and not _numeric(name):
         return None
     import ipaddress
 
@@ -68,7 +71,15 @@ def is_ip_address(name: str) -> bool:
     return parse_ip(name) is not None
 
 
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+def _label(label: str) -> bool:
+    """1 to 63 ASCII letters, digits and hyphens, not starting or ending with a hyphen."""
+    return (
+        0 < len(label) <= 63
+        and label[0] != "-"
+        and label[-1] != "-"
+        and label.isascii()
+        and label.replace("-", "").isalnum()
+    )
 
 
 def is_dns_name(name: str) -> bool:
@@ -82,9 +93,9 @@ def is_dns_name(name: str) -> bool:
         return False
     if name.endswith("."):
         name = name[:-1]
-    if not name or len(name) > 253 or _NUMERIC.match(name):
+    if not name or len(name) > 253 or _numeric(name):
         return False
-    return all(_LABEL.match(label) for label in name.split("."))
+    return all(_label(label) for label in name.split("."))
 
 
 def is_reference_name(name: str) -> bool:

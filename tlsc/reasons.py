@@ -38,7 +38,6 @@ same OpenSSL failure can never get two wordings.
 from __future__ import annotations
 
 import enum
-import re
 
 __all__ = [
     "ALERT_NAMES",
@@ -285,7 +284,8 @@ def openssl_verify_error(
 #: OpenSSL's reason strings for alerts it received (SSL_AD_REASON_OFFSET + alert):
 #: "sslv3 alert ...", "tlsv1 alert ...", "tlsv13 alert ...", "tlsv1 unrecognized
 #: name" in OpenSSL 3; "tls alert ..." in OpenSSL 4.
-_OPENSSL_ALERT = re.compile(r"^(?:(?:sslv3|tlsv1|tlsv13|tls) alert|tlsv1) (.+)$", re.IGNORECASE)
+#: A pattern, compiled on the first failure (by ``re``'s cache), not at every start.
+_OPENSSL_ALERT = r"(?i)^(?:(?:sslv3|tlsv1|tlsv13|tls) alert|tlsv1) (.+)$"
 
 #: OpenSSL's reasons for a record that fails to decrypt or authenticate.
 _OPENSSL_BAD_RECORD = (
@@ -307,7 +307,9 @@ def openssl_failure(reason: str) -> tuple[Reason, str]:
     that does not decrypt, :attr:`Reason.PROTOCOL` (OpenSSL's words as the
     detail) for anything else the peer sent that could not be accepted.
     """
-    match = _OPENSSL_ALERT.match(reason)
+    import re
+
+    match = re.match(_OPENSSL_ALERT, reason)
     if match:
         return Reason.ALERT, alert_name(match.group(1))
     lowered = reason.lower()

@@ -18,14 +18,15 @@ from tlsc.session import AlertReceived, ProtocolError, TLSError, VerificationErr
 
 __all__ = ["classify", "reason_of"]
 
-#: "[SSL: REASON] the reason (_ssl.c:1006)" -> "the reason"
-_MESSAGE = re.compile(r"^\[[^\]]*\] (.*?)(?: \(_ssl\.c:\d+\))?$")
+#: "[SSL: REASON] the reason (_ssl.c:1006)" -> "the reason".  A pattern, compiled on
+#: the first failure (``re`` caches it) rather than at every start.
+_MESSAGE = r"^\[[^\]]*\] (.*?)(?: \(_ssl\.c:\d+\))?$"
 
 
 def reason_of(error: ssl.SSLError) -> str:
     """OpenSSL's reason string in an ``ssl.SSLError`` ("wrong version number")."""
     text = str(error.args[1]) if len(error.args) > 1 else str(error)
-    match = _MESSAGE.match(text)
+    match = re.match(_MESSAGE, text)
     return match.group(1) if match else text
 
 
