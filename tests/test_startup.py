@@ -3,7 +3,7 @@
 tlsc starts once per connection, so every module it imports is latency that
 every connection pays.  These tests pin the modules the core leaves out of a
 run (the reasons are where each one is deferred): click, the entry-point
-scan's ``importlib.metadata``, ``dataclasses`` (and the ``inspect``/``ast``
+scan's ``importlib.metadata`` (and ``importlib`` itself: ``__import__`` does), ``dataclasses`` (and the ``inspect``/``ast``
 it drags in), ``typing``, ``ipaddress`` (for a DNS name), ``datetime``,
 ``hashlib`` (the peer certificate's hash uses the interpreter's own SHA-256),
 ``signal`` (the core uses ``_signal``: no enums to build), ``re`` on the core's
@@ -33,6 +33,7 @@ from tlsc.testing import certs
 #: Never imported by a run of the core.
 CUT = {
     "click",
+    "importlib",
     "importlib.metadata",
     "dataclasses",
     "inspect",

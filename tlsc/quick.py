@@ -21,7 +21,6 @@ lines against click's own parse, option table included.
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import sys
 import warnings
@@ -356,7 +355,8 @@ TLSSERVER = CommandLine(TLSSERVER_FLAGS, TLSSERVER_VALUES, TLSSERVER_DEFAULTS, _
 def _load(path: str) -> Callable:
     """``module:attribute``, imported only now (click and the lifecycle stay unimported)."""
     module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    __import__(module)  # importlib.import_module without importing importlib (0.2 ms)
+    return getattr(sys.modules[module], attr)  # type: ignore[no-any-return]
 
 
 def main(

@@ -25,7 +25,7 @@ anyone's.
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
 TYPE_CHECKING = False
@@ -145,7 +145,8 @@ def _import_known(name: str) -> Backend | None:
     """Our own backend ``name`` by module, or None when it is not installed."""
     module = MODULE[name]
     try:
-        mod = importlib.import_module(module)
+        __import__(module)  # importlib.import_module, without importing importlib
+        mod = sys.modules[module]
     except ModuleNotFoundError as e:
         if e.name == module:
             return None
