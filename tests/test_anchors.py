@@ -364,3 +364,27 @@ print(sorted(m for m in sys.modules if m.startswith("encodings.")))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     imported = set(eval(out.stdout))  # noqa: S307 - our own subprocess's list of names
     assert not imported - {"encodings.aliases", "encodings.utf_8"}, imported
+
+
+def test_no_form_of_a_word_holds_a_blank() -> None:
+    """The look-up searches every subject at once, joined by blanks: no word may hold one,
+    or an occurrence could run from one subject into the next."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tlsc.anchors import _words
+
+    values = st.text(alphabet=" \t\n\r\x0b\x0cAb1ä\x00 ", min_size=1, max_size=12)
+
+    @given(st.lists(st.tuples(st.sampled_from(sorted(ENCODINGS)), values), min_size=1))
+    @settings(max_examples=200, deadline=None)
+    def check(attrs):
+        written = name(*[[(CN, tag, ENCODINGS[tag](text))] for tag, text in attrs])
+        try:
+            key = name_key(written)
+        except DERError:
+            return
+        for forms in _words(key):
+            assert all(b" " not in form for form in forms), forms
+
+    check()
