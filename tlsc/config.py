@@ -54,14 +54,18 @@ class Identity:
         return f"Identity(uid={self.uid!r}, gid={self.gid!r})"
 
 
-def _slurp(path: str, size: int = 65536) -> bytes:
+def _slurp(path: str, size: int | None = None) -> bytes:
     """A whole file, ``size`` bytes expected (a stat's st_size), through plain system calls.
 
     A CADIR is read file by file on every connection, and a Python file object
-    per file cost more than the reading itself.
+    per file cost more than the reading itself.  Without ``size``, the open
+    file's own (64 KiB if it has none: a pipe), so that a system trust store
+    (~215 KiB) comes in one read rather than in pieces joined (~0.15 ms).
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        if size is None:
+            size = os.fstat(fd).st_size or 65536
         chunks = []
         while chunk := os.read(fd, max(size, 4096) + 1):
             chunks.append(chunk)

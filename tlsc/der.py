@@ -47,8 +47,14 @@ class DERError(ValueError):
 
 
 def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, start of content, end of content) of the element at ``pos``."""
-    if pos + 2 > len(data):
+    """(tag, start of content, end of content) of the element at ``pos``.
+
+    Every read of a certificate goes through here (~11 calls for each anchor of
+    a system trust store, on every start): one ``len``, and a one- or two-byte
+    length (nearly all of them) read without a slice and ``int.from_bytes``.
+    """
+    size = len(data)
+    if pos + 2 > size:
         raise DERError("truncated element")
     tag = data[pos]
     if tag & 0x1F == 0x1F:
@@ -57,11 +63,16 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
     pos += 2
     if length & 0x80:
         n = length & 0x7F
-        if n == 0 or n > 4 or pos + n > len(data):
+        if n == 0 or n > 4 or pos + n > size:
             raise DERError("bad length")
-        length = int.from_bytes(data[pos : pos + n], "big")
+        if n == 1:
+            length = data[pos]
+        elif n == 2:
+            length = data[pos] << 8 | data[pos + 1]
+        else:
+            length = int.from_bytes(data[pos : pos + n], "big")
         pos += n
-    if pos + length > len(data):
+    if pos + length > size:
         raise DERError("truncated element")
     return tag, pos, pos + length
 
@@ -155,25 +166,27 @@ def tbs_names(cert_der: bytes) -> tuple[bytes, bytes]:
     fields up to the subject public key): enough to tell a certificate from
     anything else, not a validation.
     """
-    tag, start, end = _tlv(cert_der, 0)
+    tag, pos, end = _tlv(cert_der, 0)
     if tag != 0x30 or end != len(cert_der):
         raise DERError("not a certificate: not a SEQUENCE spanning the input")
-    ttag, pos, tbs_end = _tlv(cert_der, start)
+    ttag, pos, tbs_end = _tlv(cert_der, pos)
     atag, _, alg_end = _tlv(cert_der, tbs_end)
     stag, _, sig_end = _tlv(cert_der, alg_end)
     if (ttag, atag, stag) != (0x30, 0x30, 0x03) or sig_end != end:
         raise DERError("not a certificate")
-    if _tlv(cert_der, pos)[0] == 0xA0:  # explicit [0] version
-        pos = _tlv(cert_der, pos)[2]
-    fields = []
-    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
-    for wanted in (0x02, 0x30, 0x30, 0x30, 0x30, 0x30):
-        tag, _, field_end = _tlv(cert_der, pos)
-        if tag != wanted or field_end > tbs_end:
+    tag, _, field_end = _tlv(cert_der, pos)
+    if tag == 0xA0:  # explicit [0] version
+        tag, _, field_end = _tlv(cert_der, field_end)
+    if tag != 0x02 or field_end > tbs_end:  # serialNumber
+        raise DERError("not a certificate: not a TBSCertificate")
+    # signature, issuer, validity, subject, subjectPublicKeyInfo: where each starts
+    starts = []
+    for _ in range(5):
+        starts.append(field_end)
+        tag, _, field_end = _tlv(cert_der, field_end)
+        if tag != 0x30 or field_end > tbs_end:
             raise DERError("not a certificate: not a TBSCertificate")
-        fields.append(cert_der[pos:field_end])
-        pos = field_end
-    return fields[2], fields[4]
+    return cert_der[starts[1] : starts[2]], cert_der[starts[3] : starts[4]]
 
 
 def name_key(name_der: bytes) -> tuple[tuple[tuple[bytes, int, bytes], ...], ...]:
