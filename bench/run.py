@@ -14,6 +14,11 @@ Setup is measured twice per round, interleaved: with the one anchor that signs
 the server's certificate, and with a CA bundle (the system trust store,
 --ca-bundle, plus that anchor), since a system trust store is what most users
 give and it is read on every connection.
+
+Beside tlsc's setup, in the same rounds, the setup of bench/floor_tunnel.py:
+the least a Python TLS client can do (``import ssl``, one anchor, the
+handshake, prog forked, a relay; nothing checked, nothing configurable).
+What tlsc adds is its setup minus that floor, paired round by round.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ GiB = 1 << 30
 SUITE = "TLS_AES_128_GCM_SHA256"
 ALL_TOOLS = ["tlsc-openssl", "tlsc-stdlib", "tlsc-tlslite", "stunnel", "socat"]
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+#: bench/floor_tunnel.py: setup only, sampled with every tlsc setup.
+FLOOR_TUNNEL = "floor-tunnel"
 TLSLITE_DIVISOR = 64  # tlslite is pure Python (< 1 MiB/s): it moves size/64
 
 
@@ -155,15 +162,18 @@ class Contender:
 
     @property
     def fds(self) -> tuple[int, int]:
-        return (6, 7) if self.name.startswith("tlsc") else (0, 1)
+        return (6, 7) if self.name.startswith(("tlsc", FLOOR_TUNNEL)) else (0, 1)
 
     def launch(self, prog: list[str], log) -> subprocess.Popen:
         self.n += 1
-        if self.name.startswith("tlsc"):
-            backend = self.name.split("-", 1)[1]
-            wrap = [w.replace("{n}", str(self.n)) for w in self.wrap]  # one file per run
-            argv = wrap + [which_tlsc(), "--backend", backend, "-k", "localhost", "--"] + prog
-            env = dict(os.environ, CAFILE=self.cafile)
+        if self.name.startswith(("tlsc", FLOOR_TUNNEL)):
+            if self.name == FLOOR_TUNNEL:
+                argv = [PY, f"{HERE}/floor_tunnel.py"] + prog
+            else:
+                backend = self.name.split("-", 1)[1]
+                wrap = [w.replace("{n}", str(self.n)) for w in self.wrap]  # one file per run
+                argv = wrap + [which_tlsc(), "--backend", backend, "-k", "localhost", "--"] + prog
+            env = dict(os.environ, CAFILE=self.cafile, SNI="localhost")
             # The network connection on fds 6/7, as tcpclient would leave it.
             # It is put there in this process (6 and 7 are held for it, see
             # hold_fds) rather than by a preexec_fn, which would make Popen
@@ -521,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     srv = Server(d)
     log = open(f"{d}/clients.log", "wb")
     digests: dict[int, str] = {}
+    tunnel_runs: list[float] = []
 
     def dig(n: int) -> str:
         if n not in digests:
@@ -542,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency_bundle": [],
             "bundle_over_one": [],
             "over_floor": [],
+            "over_tunnel": [],
             "idle": [],
             "verified": 0,
             "failed": 0,
@@ -596,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         # one-anchor setup of the same round.
         floor_mods = [floor_module(t) for t in tools if t.startswith("tlsc-")]
         floor_runs: dict[str, list[tuple[float, float]]] = {m: [] for m in floor_mods}
+        tunnel = Contender(FLOOR_TUNNEL, d, srv.port, []) if floor_mods else None
         for i in range(max(a.latency_samples, a.floor_samples)):
             this_round: dict[str, float] = {}
             for m in floor_mods if i < a.floor_samples else ():
@@ -603,6 +616,11 @@ def main(argv: list[str] | None = None) -> int:
                 if sample is not None:
                     floor_runs[m].append(sample)
                     this_round[f"tlsc-{m.split('_')[1]}"] = sample[0] * 1e3
+            if tunnel is not None and i < a.latency_samples:
+                r = latency(tunnel, log)
+                if r["ok"]:
+                    tunnel_runs.append(r["seconds"] * 1e3)
+                    this_round[FLOOR_TUNNEL] = r["seconds"] * 1e3
             for t in tools if i < a.latency_samples else ():
                 r = latency(cs[t], log)
                 rb = latency(cs[t], log, bundle) if bundle else None
@@ -618,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
                     res[t]["latency"].append(r["seconds"] * 1e3)
                     if t in this_round:
                         res[t]["over_floor"].append(r["seconds"] * 1e3 - this_round[t])
+                    if t.startswith("tlsc-") and FLOOR_TUNNEL in this_round:
+                        over = r["seconds"] * 1e3 - this_round[FLOOR_TUNNEL]
+                        res[t]["over_tunnel"].append(over)
                 if rb is not None and rb["ok"]:
                     res[t]["latency_bundle"].append(rb["seconds"] * 1e3)
                     if r["ok"]:
@@ -648,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         "tlslite_divisor": TLSLITE_DIVISOR,
         "baseline": a.baseline,
         "floors": floors,
+        "floor_tunnel_setup_ms": stats(tunnel_runs),
         "workdir": d,
         "tools": {
             t: {
@@ -661,6 +683,7 @@ def main(argv: list[str] | None = None) -> int:
                 "setup_bundle_ms": stats(x["latency_bundle"]),
                 "setup_bundle_over_one_ms": stats(x["bundle_over_one"]),
                 "setup_over_floor_ms": stats(x["over_floor"]),
+                "setup_over_tunnel_ms": stats(x["over_tunnel"]),
                 "idle_cpu_ms": stats(x["idle"]),
                 "bytes_verified": x["verified"],
                 "failed": x["failed"],
@@ -751,6 +774,20 @@ def print_table(out: dict) -> None:
                 f"floor python -c 'import {mod}': {f['wall_ms']:.1f} ms, "
                 f"{f['rss_mib']:.1f} MiB; " + "; ".join(extra)
             )
+    tunnel = out.get("floor_tunnel_setup_ms")
+    if tunnel:
+        b = out["tools"][base]["setup_ms"] if base else None
+        ratio = f" = {tunnel['median'] / b['median']:.2f}x {base}" if b else ""
+        cells = [
+            f"{t} {o['median']:+.1f} [{o['min']:+.1f} to {o['max']:+.1f}]"
+            for t in tools
+            if (o := out["tools"][t].get("setup_over_tunnel_ms"))
+        ]
+        print(
+            f"floor tunnel (bench/floor_tunnel.py: import ssl, one anchor, handshake, prog, relay) "
+            f"setup {tunnel['median']:.1f} ms [{tunnel['min']:.1f}-{tunnel['max']:.1f}]{ratio}; "
+            "setup - floor tunnel, ms, median of the paired rounds: " + "; ".join(cells)
+        )
     if out.get("ca_bundle"):
         cells = []
         for t in tools:

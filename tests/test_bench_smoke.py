@@ -92,6 +92,8 @@ def test_table_has_every_figure_for_tlsc_openssl(bundle):
     assert int(failed.split()[-1]) == 0
     assert "TLS_AES_128_GCM_SHA256" in next(ln for ln in lines if ln.startswith("cipher"))
     assert "floor python -c 'import tlsc_openssl'" in p.stdout
+    tunnel = next(ln for ln in lines if ln.startswith("floor tunnel ("))
+    assert " = " in tunnel and "x tlsc-openssl" in tunnel and "tlsc-openssl " in tunnel, tunnel
 
 
 def test_json_output(bundle):
@@ -116,6 +118,8 @@ def test_json_output(bundle):
         assert t[key] is not None and t[key]["n"] >= 1, key
     assert t["peak_rss_mib_small"] > 0 and t["peak_rss_mib_big"] > 0
     assert out["floors"]["tlsc_openssl"]["ok"]
+    assert out["floor_tunnel_setup_ms"]["n"] == 1
+    assert t["setup_over_tunnel_ms"]["n"] == 1
 
 
 def test_shares_charges_samples_to_the_innermost_python_frame(tmp_path):
