@@ -386,6 +386,41 @@ def test_no_usable_anchor(make_pair, pki):
     assert warnings == ["a: not a certificate, skipped"]
 
 
+def test_only_many_anchors_cost_a_callback_per_record(pki, monkeypatch):
+    """The message callback (a Python call for every record) only where it saves decoding.
+
+    ``AT_ONCE`` anchors or fewer: all in the store when the context is made,
+    no callback; one more: the callback, and an empty store until a chain
+    names what it needs.
+    """
+    from cryptography.hazmat.bindings.openssl.binding import Binding
+
+    from tlsc_openssl import anchors, context
+
+    def stored(ctx) -> int:
+        lib = Binding.lib
+        store = ctx.ssl_context.get_cert_store()._store
+        return lib.sk_X509_OBJECT_num(lib.X509_STORE_get0_objects(store))
+
+    others = [
+        (f"other {i}", certs.issue(f"Other Root {i}", ca=True, slot=60 + i,
+                                   not_before=pki.now - DAY, not_after=pki.now + 30 * DAY).der)
+        for i in range(anchors.AT_ONCE)
+    ]
+    many = [("root", pki.root.der), *others]
+    few = many[: anchors.AT_ONCE]
+    ctx = backend.client_context(config(pki, anchors=few), print)
+    assert not hasattr(ctx.ssl_context, "_tlsc_msg_callback")
+    assert stored(ctx) == len(few)
+    ctx = backend.client_context(config(pki, anchors=many), print)
+    assert hasattr(ctx.ssl_context, "_tlsc_msg_callback")
+    assert stored(ctx) == 0
+    monkeypatch.setattr(context, "AT_ONCE", len(many))
+    ctx = backend.client_context(config(pki, anchors=many), print)
+    assert not hasattr(ctx.ssl_context, "_tlsc_msg_callback")
+    assert stored(ctx) == len(many)
+
+
 def _three_anchors(pki) -> list[tuple[str, bytes]]:
     """A broken anchor no chain names, a broken one with the root's name, the root."""
     stranger = certs.issue("Stranger Root", ca=True, slot=52,
@@ -394,15 +429,32 @@ def _three_anchors(pki) -> list[tuple[str, bytes]]:
     return [("unnamed", certs.garbled(stranger.der)), ("named", named), ("root", pki.root.der)]
 
 
-@BOTH
-def test_anchors_loaded_only_when_a_chain_names_them(make_pair, pki, version):
-    """Only what the server's chain can reach goes into OpenSSL's store, before it verifies.
+@pytest.fixture(params=["at once", "on demand"])
+def loading(request, monkeypatch) -> str:
+    """Both ways anchors reach the store: all when the context is made, or as chains name them.
 
-    A system trust store is ~145 anchors, and OpenSSL decoding all of them cost
-    ~10 ms of every connection's start.  An anchor no chain names is never even
-    looked at: a broken one is reported only when a chain reaches it, once.
-    (With every anchor loaded at start, both broken ones are reported before
-    the handshake.)
+    A few anchors go in at once (no message callback, which would cost a
+    Python call per record); more than ``AT_ONCE``, on demand.  Either way a
+    user hears the same.
+    """
+    from tlsc_openssl import anchors, context
+
+    if request.param == "on demand":
+        monkeypatch.setattr(context, "AT_ONCE", 0)
+    assert anchors.AT_ONCE >= 3  # the tests' three anchors go in at once by default
+    return request.param
+
+
+@BOTH
+def test_anchors_loaded_only_when_a_chain_names_them(make_pair, pki, version, loading):
+    """A refused anchor is reported when a chain reaches it, once, and never otherwise.
+
+    On demand, only what the server's chain can reach goes into OpenSSL's
+    store, before it verifies: a system trust store is ~145 anchors, and
+    OpenSSL decoding all of them cost ~10 ms of every connection's start, for
+    the one or two a handshake uses.  At once (a handful), every anchor goes in
+    when the context is made and OpenSSL's refusals wait for a chain to reach
+    them.  (Reported at start, both broken ones would be named before the handshake.)
     """
     warnings: list[str] = []
     ctx = backend.client_context(config(pki, anchors=_three_anchors(pki)), warnings.append)
@@ -415,7 +467,7 @@ def test_anchors_loaded_only_when_a_chain_names_them(make_pair, pki, version):
         assert warnings == ["named: not a certificate, skipped"]
 
 
-def test_unreadable_certificate_message_loads_every_anchor(make_pair, pki):
+def test_unreadable_certificate_message_loads_every_anchor(make_pair, pki, monkeypatch):
     """A Certificate message that cannot be read: every anchor goes in, for OpenSSL to judge.
 
     OpenSSL refuses such a message itself, in its own words (as it did when
@@ -423,8 +475,10 @@ def test_unreadable_certificate_message_loads_every_anchor(make_pair, pki):
     with.  The context's message callback is fed the message directly, as
     OpenSSL would hand it over.
     """
+    from tlsc_openssl import context
     from tlsc_openssl.anchors import ffi
 
+    monkeypatch.setattr(context, "AT_ONCE", 0)  # three anchors, on demand
     warnings: list[str] = []
     ctx = backend.client_context(config(pki, anchors=_three_anchors(pki)), warnings.append)
     hook = ctx.ssl_context._tlsc_msg_callback

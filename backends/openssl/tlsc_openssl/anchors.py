@@ -34,11 +34,19 @@ trust anchor" at start-up (96) means no anchor passed the core's outline check
 
 OpenSSL copies the callback into each SSL object it makes from the context
 and calls it for every record, application data included (~1 µs each, a
-record is up to 16 KiB); the binding has no ``SSL_set_msg_callback`` to take
-it off once the handshake is done, so it is kept as cheap as a Python call
-can be for those.  The cffi callback object lives as long as the
-``SSL.Context`` it is installed in (an attribute of it: pyOpenSSL's
-connections hold their context), and no Python exception ever leaves it.
+record is up to 16 KiB: +0.1 to +0.3 s of CPU per GiB relayed, measured);
+the binding has no ``SSL_set_msg_callback`` to take it off once the
+handshake is done, so it is kept as cheap as a Python call can be for those.
+The cffi callback object lives as long as the ``SSL.Context`` it is
+installed in (an attribute of it: pyOpenSSL's connections hold their
+context), and no Python exception ever leaves it.
+
+That price buys nothing for a handful of anchors, whose decoding costs far
+less: up to :data:`AT_ONCE` anchors go into the store when the context is
+made (:meth:`StoreAnchors.load_all`), and no callback is installed.  What
+the user hears stays the same: an anchor OpenSSL refuses is named when a
+chain reaches it, which the context's verify callback tells
+(:meth:`StoreAnchors.reached`, called with each certificate OpenSSL verifies).
 """
 
 from __future__ import annotations
@@ -60,10 +68,13 @@ from tlsc.tlsmsg import (
 
 from .verify import add_anchors
 
-__all__ = ["StoreAnchors", "watch_certificates"]
+__all__ = ["AT_ONCE", "StoreAnchors", "watch_certificates"]
 
 ffi = Binding.ffi
 _SIGNATURE = "void(int, int, int, const void *, size_t, SSL *, void *)"
+
+#: Up to this many anchors are all loaded when the context is made, with no message callback.
+AT_ONCE = 16
 
 
 class StoreAnchors:
@@ -73,10 +84,30 @@ class StoreAnchors:
         self._store = store
         self._pending = AnchorsOnDemand(anchors)
         self._warn = warn
+        #: Refused by OpenSSL at :meth:`load_all`, told when a chain reaches them.
+        self._refused: AnchorsOnDemand | None = None
+        self._why: dict[bytes, str] = {}
 
     def load_for(self, chain_der: Sequence[bytes] | None) -> None:
         """Put the anchors ``chain_der`` can reach in the store (None: every anchor)."""
         add_anchors(self._store, self._pending.take_for(chain_der), self._warn)
+
+    def load_all(self) -> None:
+        """Every anchor into the store now; the refusals wait for :meth:`reached`."""
+        refused = []
+        for origin, der in self._pending.take_for(None):
+            said: list[str] = []
+            if not add_anchors(self._store, [(origin, der)], said.append):
+                refused.append((origin, der))
+                self._why[der] = said[0]
+        if refused:
+            self._refused = AnchorsOnDemand(TrustAnchors(refused))
+
+    def reached(self, cert_der: bytes) -> None:
+        """A chain holds ``cert_der``: warn of the refused anchors it reaches, once each."""
+        if self._refused is not None:
+            for _origin, der in self._refused.take_for([cert_der]):
+                self._warn(self._why[der])
 
 
 def watch_certificates(ctx: SSL.Context, anchors: StoreAnchors) -> None:

@@ -18,7 +18,7 @@ from OpenSSL import SSL, crypto
 
 from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, TrustAnchors, Warn
 
-from .anchors import StoreAnchors, watch_certificates
+from .anchors import AT_ONCE, StoreAnchors, watch_certificates
 from .credentials import load_client_credentials
 from .errors import reason_of
 from .policy import CLIENT_AUTH
@@ -73,17 +73,21 @@ def _configure_verification(ctx: SSL.Context, config: ClientConfig, warn: Warn) 
     if not config.verify:
         ctx.set_verify(SSL.VERIFY_NONE)
         return
-    anchor_der = _trust(ctx, config.anchors, warn)
+    store = _trust(ctx, config.anchors, warn)
     # Name checks are ours (tlsc.names, in the callback): OpenSSL's host check
     # is never configured.
-    ctx.set_verify(SSL.VERIFY_PEER, Verifier(anchor_der, config.server_name))
+    ctx.set_verify(SSL.VERIFY_PEER, Verifier(_every_der(config.anchors), config.server_name, store))
 
 
-def _trust(ctx: SSL.Context, anchors: TrustAnchors, warn: Warn) -> frozenset[bytes]:
-    """Set the context's store up (partial chains) to take ``anchors`` as chains reach them.
+def _every_der(anchors: TrustAnchors) -> frozenset[bytes]:
+    """Every anchor's DER, for the :class:`Verifier` to tell an anchor when it sees one."""
+    return frozenset(der for _origin, der in anchors)
 
-    The store starts empty (:mod:`.anchors`); what is returned is every
-    anchor's DER, for the :class:`Verifier` to tell an anchor when it sees one.
+
+def _trust(ctx: SSL.Context, anchors: TrustAnchors, warn: Warn) -> StoreAnchors:
+    """Set the context's store up (partial chains) to take ``anchors``.
+
+    A few go in at once; more, as chains reach them (:mod:`.anchors`).
     """
     if not anchors:
         raise ConfigError("no usable trust anchor")
@@ -94,8 +98,12 @@ def _trust(ctx: SSL.Context, anchors: TrustAnchors, warn: Warn) -> frozenset[byt
         configure_store(store, STORE_FLAGS)
     except (crypto.Error, MemoryError) as e:
         raise _engine("configure the certificate store", e) from None
-    watch_certificates(ctx, StoreAnchors(store, anchors, warn))
-    return frozenset(der for _origin, der in anchors)
+    store_anchors = StoreAnchors(store, anchors, warn)
+    if len(anchors) <= AT_ONCE:
+        store_anchors.load_all()
+    else:
+        watch_certificates(ctx, store_anchors)
+    return store_anchors
 
 
 def _configure_client_certificate(ctx: SSL.Context, config: ClientConfig) -> None:
@@ -162,8 +170,8 @@ def build_server_context(config: ServerConfig, warn: Warn) -> OpenSSLServerConte
     except SSL.Error as e:
         raise _engine("configure the TLS server context", e) from None
     if config.verify_client:
-        anchor_der = _trust(ctx, config.anchors, warn)
-        verifier = Verifier(anchor_der, None, purpose=CLIENT_AUTH)
+        store = _trust(ctx, config.anchors, warn)
+        verifier = Verifier(_every_der(config.anchors), None, store, purpose=CLIENT_AUTH)
         mode = SSL.VERIFY_PEER
         if not config.client_cert_optional:
             mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT

@@ -163,6 +163,12 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(Encoding.DER)
 
 
+class Reached(Protocol):
+    """Told of each certificate a chain holds (:class:`tlsc_openssl.anchors.StoreAnchors`)."""
+
+    def reached(self, cert_der: bytes) -> None: ...
+
+
 class VerifyState(Protocol):
     """What the callback needs from a session: where to leave the first reason."""
 
@@ -185,11 +191,14 @@ class Verifier:
         self,
         anchors_der: frozenset[bytes],
         server_name: str | None,
+        store: Reached | None = None,
         clock: Callable[[], datetime] | None = None,
         purpose: x509.ObjectIdentifier = SERVER_AUTH,
     ) -> None:
         self.anchors_der = anchors_der
         self.server_name = server_name
+        #: Told of every certificate verified (anchors.StoreAnchors: refused anchors it reaches).
+        self.store = store
         self.purpose = purpose
         self.clock = clock or (lambda: datetime.now(timezone.utc))
 
@@ -208,7 +217,10 @@ class Verifier:
         return False
 
     def _judge(self, cert: x509.Certificate, errnum: int, depth: int, ok: int) -> Problem | None:
-        is_anchor = _der(cert) in self.anchors_der
+        der = _der(cert)
+        if self.store is not None:
+            self.store.reached(der)
+        is_anchor = der in self.anchors_der
         if not ok:
             if errnum in _TIME_ERRORS:
                 # The policy's inclusive dates decide; OpenSSL's error (and so
