@@ -114,3 +114,23 @@ def test_mutated_hellos_never_raise(pos, bit):
     data[pos % len(data)] ^= 1 << bit
     hello = read(bytes(data), 13)  # must not raise, whatever the flipped bit hit
     assert bytes(hello.data) == bytes(data)[: len(hello.data)]
+
+
+def test_the_message_reader_a_backend_uses_reads_the_same_name():
+    """host_name_in (the stdlib backend's message callback) and ClientHello read one name.
+
+    The callback sees the handshake message without its record header; the
+    name comes raw (the backend keeps the client's case), and a message cut
+    short, or not a ClientHello, has none.
+    """
+    from tlsc.clienthello import host_name_in
+
+    for name in ("Www.Example.ORG", "a.example", None):
+        data = client_hello(name)
+        message = data[5 : 5 + int.from_bytes(data[3:5], "big")]
+        raw = host_name_in(message)
+        assert raw == (name.encode() if name else None)
+        assert read(data).server_name == (name.lower() if name else None)
+        for cut in (1, 4, 40, len(message) - 1):
+            assert host_name_in(message[:cut]) is None
+    assert host_name_in(b"\x02" + message[1:]) is None  # a ServerHello's type

@@ -3,8 +3,9 @@
 tlsc starts once per connection, so every module it imports is latency that
 every connection pays.  These tests pin the modules the core leaves out of a
 run (the reasons are where each one is deferred): click, the entry-point
-scan's ``importlib.metadata`` (and ``importlib`` itself: ``__import__`` does), ``dataclasses`` (and the ``inspect``/``ast``
-it drags in), ``typing``, ``ipaddress`` (for a DNS name), ``datetime``,
+scan's ``importlib.metadata`` (and ``importlib`` itself: ``__import__`` does),
+``dataclasses`` (and the ``inspect``/``ast`` it drags in), ``typing``,
+``ipaddress`` (for a DNS name), ``datetime``,
 ``hashlib`` (the peer certificate's hash uses the interpreter's own SHA-256),
 ``signal`` (the core uses ``_signal``: no enums to build), ``re`` on the core's
 own path (no pattern is compiled at start; a backend's library may bring it), and

@@ -35,7 +35,7 @@ The handshake message may span several records; they are joined.
 
 from __future__ import annotations
 
-__all__ = ["LIMIT", "UNRECOGNIZED_NAME_ALERT", "ClientHello"]
+__all__ = ["LIMIT", "UNRECOGNIZED_NAME_ALERT", "ClientHello", "host_name_in"]
 
 #: Largest ClientHello read (bytes of the handshake message); past it: a problem.
 LIMIT = 65536
@@ -112,11 +112,30 @@ class ClientHello:
         if len(msg) - 4 < length:
             return
         try:
-            self.server_name = _server_name(bytes(msg[4 : 4 + length]))
+            name = _host_name(bytes(msg[4 : 4 + length]))
         except _Short:
             self._finish(problem="malformed ClientHello")
             return
+        if name is not None:
+            self.server_name = name.decode("ascii", "backslashreplace").lower()
         self._finish()
+
+
+def host_name_in(message: bytes) -> bytes | None:
+    """The host_name a whole ClientHello message (header included) carries, raw; or None.
+
+    For a backend that sees the message inside its library's handshake (the
+    stdlib backend's message callback): the same reading as :class:`ClientHello`'s.
+    A message this cannot read has no name here; the library, which read it
+    first, judges it.
+    """
+    if len(message) < 4 or message[0] != _CLIENT_HELLO:
+        return None
+    length = int.from_bytes(message[1:4], "big")
+    try:
+        return _host_name(message[4 : 4 + length]) if len(message) - 4 >= length else None
+    except _Short:
+        return None
 
 
 class _Reader:
@@ -141,8 +160,8 @@ class _Reader:
         return len(self.data) - self.pos
 
 
-def _server_name(body: bytes) -> str | None:
-    """The first host_name of the server_name extension of a ClientHello body."""
+def _host_name(body: bytes) -> bytes | None:
+    """The first host_name of the server_name extension of a ClientHello body, raw."""
     r = _Reader(body)
     r.take(2 + 32)  # legacy_version, random
     r.vector(1)  # legacy_session_id
@@ -161,6 +180,6 @@ def _server_name(body: bytes) -> str | None:
             name_type = names.number(1)
             name = names.vector(2)
             if name_type == _HOST_NAME:
-                return name.decode("ascii", "backslashreplace").lower()
+                return name
         return None
     return None

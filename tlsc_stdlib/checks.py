@@ -29,13 +29,11 @@ from collections.abc import Iterable, Sequence
 from tlsc.der import CertificateFields, DERError, certificate_fields, subject_alt_names
 from tlsc.names import match_server_name
 from tlsc.reasons import Reason, not_valid_for
-from tlsc.tlsmsg import MessageError, vector
 
 __all__ = [
     "Anchors",
     "Problem",
     "chain_problem",
-    "server_name_in_client_hello",
 ]
 
 #: Why a chain is refused: the reason, and what the backend adds after its words.
@@ -43,33 +41,6 @@ Problem = tuple[Reason, "str | None"]
 
 #: Public key algorithms refused anywhere on the path (id-dsa, and OIW's dsa).
 _DSA = frozenset({"1.2.840.10040.4.1", "1.3.14.3.2.12"})
-
-
-def server_name_in_client_hello(message: bytes) -> bytes | None:
-    """The host_name of a ClientHello's server_name extension (RFC 6066 3), raw, or None.
-
-    ``message`` is the whole handshake message, header included.  A message
-    this cannot read has no name here: OpenSSL, which read it first, judges it.
-    """
-    try:
-        body, _ = vector(message, 1, 3)
-        pos = 2 + 32  # legacy_version, random
-        _, pos = vector(body, pos, 1)  # legacy_session_id
-        _, pos = vector(body, pos, 2)  # cipher_suites
-        _, pos = vector(body, pos, 1)  # legacy_compression_methods
-        extensions, _ = vector(body, pos, 2)
-        pos = 0
-        while pos < len(extensions):
-            kind = extensions[pos : pos + 2]
-            data, pos = vector(extensions, pos + 2, 2)
-            if kind == b"\x00\x00":  # server_name
-                names, _ = vector(data, 0, 2)
-                if names[:1] == b"\x00":  # host_name
-                    return vector(names, 1, 2)[0]
-                return None
-    except MessageError:
-        pass
-    return None
 
 
 class _Cert:

@@ -32,7 +32,7 @@ from tlsc.der import DERError, certificate_fields, private_key_label
 from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, TrustAnchors, Warn
 from tlsc.tlsmsg import CERTIFICATE, AnchorsOnDemand
 
-from .checks import Anchors, Problem, chain_problem, server_name_in_client_hello
+from .checks import Anchors, Problem, chain_problem
 from .errors import reason_of
 from .session import StdlibServerSession, StdlibSession
 
@@ -140,7 +140,9 @@ class Hooks:
             # Before OpenSSL verifies: the anchors this chain can reach, into the store.
             self._anchors.load_for(session.received_certificates(data, int(version)))
         elif msg_type == 1 and self._server:
-            name = server_name_in_client_hello(data)
+            from tlsc.clienthello import host_name_in  # servers only: not on tlsc's path
+
+            name = host_name_in(data)
             if name:
                 # A name that is not ASCII is kept with its odd bytes escaped (the
                 # core refuses it in its own words), as tlsc_openssl does.
