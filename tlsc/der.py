@@ -132,10 +132,11 @@ def _pem_bodies(data: bytes) -> Iterator[bytes]:
             if data.startswith(begin, at):
                 body = at + len(begin)
                 dash = data.find(b"-", body)
-                end = next((e for e in _PEM_ENDS if data.startswith(e, dash)), None)
-                if dash >= 0 and end is not None:
-                    yield data[body:dash]
-                    nxt = dash + len(end)
+                for end in _PEM_ENDS if dash >= 0 else ():
+                    if data.startswith(end, dash):
+                        yield data[body:dash]
+                        nxt = dash + len(end)
+                        break
                 break
         at = data.find(b"-----BEGIN ", nxt)
 

@@ -307,7 +307,7 @@ def openssl_failure(reason: str) -> tuple[Reason, str]:
     that does not decrypt, :attr:`Reason.PROTOCOL` (OpenSSL's words as the
     detail) for anything else the peer sent that could not be accepted.
     """
-    import re
+    import re  # loaded already: both OpenSSL-based backends' libraries import it
 
     match = re.match(_OPENSSL_ALERT, reason)
     if match:
