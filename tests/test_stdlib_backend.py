@@ -191,7 +191,11 @@ def test_list_backends_line() -> None:
 
 
 def test_imported_only_when_selected_and_light() -> None:
-    """tlsc's run imports no backend; this one adds what ``import ssl`` adds and nothing else."""
+    """tlsc's run imports no backend; this one adds ``_ssl`` and nothing else: not ``ssl``.
+
+    ``ssl.py`` (sockets, enums, ``re``, ``base64``) costs more at start than
+    the rest of a run's imports together; the backend needs only its C half.
+    """
 
     def added_by(statement: str) -> set[str]:
         code = (
@@ -205,11 +209,12 @@ def test_imported_only_when_selected_and_light() -> None:
                              timeout=60, check=True).stdout
         return {m for m in out.split() if not m.startswith("tlsc_stdlib")}
 
-    by_ssl = added_by("import ssl")
-    assert {"ssl", "_ssl"} <= by_ssl
+    by_c_half = added_by("import _ssl")
+    assert "_ssl" in by_c_half and "ssl" not in by_c_half
+    assert {"ssl", "re", "base64"} <= added_by("import ssl")  # what is left out
     # And the core's reader of the Certificate message, shared with the openssl
     # backend (it imports nothing).
-    assert added_by("r.resolve('stdlib')") == by_ssl | {"tlsc.tlsmsg"}
+    assert added_by("r.resolve('stdlib')") == by_c_half | {"tlsc.tlsmsg"}
 
 
 # -- verification ----------------------------------------------------------------
@@ -416,15 +421,17 @@ def test_path_walk_judges_the_path_only(pki: PKI) -> None:
 
 def test_client_key_never_on_disk(pki: PKI, monkeypatch) -> None:
     """The chain and key reach OpenSSL as memfd paths, closed once loaded."""
+    import _ssl
+
     seen: list[tuple[str, str]] = []
-    real = ssl.SSLContext.load_cert_chain
 
-    def spy(self, certfile, keyfile=None, password=None):  # noqa: ANN001
-        for path in (certfile, keyfile):
-            seen.append((path, os.readlink(path)))
-        return real(self, certfile, keyfile, password)
+    class Spy(_ssl._SSLContext):  # what the backend makes its contexts with, spied on
+        def load_cert_chain(self, certfile, keyfile=None, password=None):  # noqa: ANN001
+            for path in (certfile, keyfile):
+                seen.append((path, os.readlink(path)))
+            return super().load_cert_chain(certfile, keyfile, password)
 
-    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", spy)
+    monkeypatch.setattr(_ssl, "_SSLContext", Spy)
     cfg = config(pki, cert_chain=(pki.client.der, pki.inter.der),
                  private_key=pki.client.key_pem())
     pair = ClientPair(cfg, [pki.leaf, pki.inter], client_cert=True)
@@ -850,3 +857,35 @@ def test_path_battery_by_handshake_turns_red_when_refusing_all() -> None:
     failed = {c.scenario.removeprefix("verify:") for c in cells if c.status == "fail"}
     assert {"good-chain/rsa-sha384", "partial-chain/intermediate-anchor",
             "names/p256/wildcard-one-label"} <= failed, cells
+
+
+# -- error words -------------------------------------------------------------------
+
+
+def test_reason_words_as_the_pattern_they_replace() -> None:
+    """``errors._words`` says what ``re.match`` of its old pattern said, on any text."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tlsc_stdlib.errors import _words
+
+    pattern = re.compile(r"^\[[^\]]*\] (.*?)(?: \(_ssl\.c:\d+\))?$")
+
+    def old(text: str) -> str:
+        match = pattern.match(text)
+        return match.group(1) if match else text
+
+    assert _words("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)") == (
+        "wrong version number")
+    assert _words("[SSL] no number (_ssl.c:)") == "no number (_ssl.c:)"
+    pieces = st.sampled_from(
+        ["[", "]", " ", "] ", "(_ssl.c:", " (_ssl.c:", "12", "\u0663", ")", "\n", "a", "SSL: X"])
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.lists(pieces, max_size=10).map("".join))
+    def same(text: str) -> None:
+        assert _words(text) == old(text)
+
+    same()

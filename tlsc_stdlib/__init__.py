@@ -1,16 +1,29 @@
-"""The ``stdlib`` backend of tlsc: Python's own ``ssl`` module over ``ssl.MemoryBIO``.
+"""The ``stdlib`` backend of tlsc: Python's own ``ssl`` module over ``MemoryBIO``.
 
 It ships with the core distribution (no third-party dependency), so that
 installing tlsc alone gives a working tlsc, and it is the lightest backend to
-start: importing it imports ``ssl`` and nothing else heavy.  The registry
-imports it only when it is selected (lowest priority: openssl, tlslite, stdlib).
+start.  The registry imports it only when it is selected (lowest priority:
+openssl, tlslite, stdlib).
+
+Why ``_ssl`` and not ``ssl``: Python's ``ssl`` module is two halves.  ``_ssl``
+is the C binding of OpenSSL (contexts, SSL objects, ``MemoryBIO``, the error
+classes); ``ssl.py`` re-exports it and adds sockets, enums and conveniences.
+A session over memory BIOs needs the first half only, and importing the
+second costs more than everything else tlsc does before its handshake: about
+20 ms of a 45 ms start here (``socket``, ``enum``, ``re``, ``base64`` and the
+enums it builds), for a program started once per connection.  So this backend
+calls what ``ssl.py`` itself calls -- ``_SSLContext``, its ``_wrap_bio``,
+``_msg_callback`` and ``_host_flags``, ``MemoryBIO``, the SSL object's
+methods -- with the plain ints ``ssl.py`` would wrap in enums.  All of it has
+been there, unchanged, since Python 3.8; ``tests/test_stdlib_backend.py``
+pins that a run never imports ``ssl``.
 
 Modules, one concern each:
 
-* :mod:`.context` -- ``ClientConfig``/``ServerConfig`` → ``ssl.SSLContext``;
+* :mod:`.context` -- ``ClientConfig``/``ServerConfig`` → an ``_SSLContext``;
 * :mod:`.session` -- one connection, an ``SSLObject`` between two memory BIOs;
 * :mod:`.checks`  -- the verification rules OpenSSL's flags cannot express;
-* :mod:`.errors`  -- ``ssl.SSLError`` → the interface's exception classes.
+* :mod:`.errors`  -- ``SSLError`` → the interface's exception classes.
 
 What differs from the other backends, and why:
 
@@ -25,7 +38,7 @@ What differs from the other backends, and why:
 
 from __future__ import annotations
 
-import ssl
+import _ssl
 import sys
 
 from tlsc import __version__
@@ -60,7 +73,7 @@ class StdlibBackend:
             name=self.name,
             version=__version__,
             library="ssl",
-            library_version=f"{sys.version.split()[0]} ({ssl.OPENSSL_VERSION})",
+            library_version=f"{sys.version.split()[0]} ({_ssl.OPENSSL_VERSION})",
             capabilities=CAPABILITIES,
         )
 

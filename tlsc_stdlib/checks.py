@@ -24,11 +24,14 @@ instead: the check may then refuse more than OpenSSL's path holds, never less.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 from tlsc.der import CertificateFields, DERError, certificate_fields, subject_alt_names
 from tlsc.names import match_server_name
 from tlsc.reasons import Reason, not_valid_for
+
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 __all__ = [
     "Anchors",

@@ -1,4 +1,4 @@
-"""Building the ``ssl.SSLContext`` a ``ClientConfig`` (tlsc) or ``ServerConfig`` (tlsd) describes.
+"""Building the ``_ssl._SSLContext`` a ``ClientConfig`` (tlsc) or ``ServerConfig`` (tlsd) wants.
 
 One context per run, shared by its sessions.  Both roles get the same base:
 TLS 1.2 minimum, no renegotiation, security level 2 (RSA keys under 2048
@@ -23,10 +23,9 @@ Failures are sorted by whose fault they are: the user's files →
 
 from __future__ import annotations
 
-import base64
+import _ssl
+import binascii
 import os
-import ssl
-from collections.abc import Sequence
 
 from tlsc.der import DERError, certificate_fields, private_key_label
 from tlsc.session import ClientConfig, ConfigError, EngineError, ServerConfig, TrustAnchors, Warn
@@ -35,6 +34,11 @@ from tlsc.tlsmsg import CERTIFICATE, AnchorsOnDemand
 from .checks import Anchors, Problem, chain_problem
 from .errors import reason_of
 from .session import StdlibServerSession, StdlibSession
+
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see tlsc_stdlib.session).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "Hooks",
@@ -46,10 +50,8 @@ __all__ = [
 
 #: Python's own default list (3.10+), the security level stated rather than assumed:
 #: a Python built with another default must not lower it.
-CIPHERS = (
-    "@SECLEVEL=2:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
-)
-VERIFY_FLAGS = ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
+CIPHERS = "@SECLEVEL=2:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
+VERIFY_FLAGS = _ssl.VERIFY_X509_PARTIAL_CHAIN | _ssl.VERIFY_X509_STRICT
 
 #: subjectPublicKeyInfo algorithms of the KEYFILE keys we load: RSA, ECDSA, Ed25519.
 KEY_TYPES = {
@@ -64,8 +66,9 @@ _KEY_NAMES = {"1.2.840.10040.4.1": "DSA", "1.3.101.113": "Ed448", "1.3.101.110":
 class Hooks:
     """A context's message callback, for the session whose handshake is running (:attr:`current`).
 
-    The message callback (``SSLContext._msg_callback``, Python's debugging
-    hook, present since 3.8) sees every handshake message OpenSSL reads,
+    The message callback (``_SSLContext._msg_callback``, Python's debugging
+    hook, present since 3.8; called with plain ints, ``ssl.py`` would make
+    enums of them) sees every handshake message OpenSSL reads,
     decrypted, while OpenSSL reads it; the session sets :attr:`current` around
     each ``do_handshake``, the only place OpenSSL calls back from.  It passes on
 
@@ -86,7 +89,7 @@ class Hooks:
 
     def __init__(
         self,
-        ssl_context: ssl.SSLContext,
+        ssl_context: _ssl._SSLContext,
         anchors: StoreAnchors | None,
         name: str | None = None,
         server: bool = False,
@@ -152,7 +155,7 @@ class Hooks:
 class StdlibClientContext:
     """The :class:`tlsc.session.ClientContext`: one session per connection."""
 
-    def __init__(self, ssl_context: ssl.SSLContext, hooks: Hooks, sni: str | None) -> None:
+    def __init__(self, ssl_context: _ssl._SSLContext, hooks: Hooks, sni: str | None) -> None:
         self.ssl_context = ssl_context
         self._hooks = hooks
         self._sni = sni
@@ -164,7 +167,7 @@ class StdlibClientContext:
 class StdlibServerContext:
     """The :class:`tlsc.session.ServerContext`: one server session per connection."""
 
-    def __init__(self, ssl_context: ssl.SSLContext, hooks: Hooks) -> None:
+    def __init__(self, ssl_context: _ssl._SSLContext, hooks: Hooks) -> None:
         self.ssl_context = ssl_context
         self._hooks = hooks
 
@@ -173,24 +176,25 @@ class StdlibServerContext:
 
 
 def _engine(what: str, error: Exception) -> EngineError:
-    detail = reason_of(error) if isinstance(error, ssl.SSLError) else str(error)
+    detail = reason_of(error) if isinstance(error, _ssl.SSLError) else str(error)
     return EngineError(f"ssl: cannot {what}: {detail}")
 
 
-def _new_context(protocol: int, role: str) -> ssl.SSLContext:
+def _new_context(protocol: int, role: str) -> _ssl._SSLContext:
     try:
-        ctx = ssl.SSLContext(protocol)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+        ctx = _ssl._SSLContext(protocol)
+        ctx.minimum_version = _ssl.PROTO_TLSv1_2
+        ctx.options |= _ssl.OP_NO_COMPRESSION | _ssl.OP_NO_RENEGOTIATION
         # Never OP_IGNORE_UNEXPECTED_EOF: truncation must stay detectable.
-        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+        ctx.options &= ~getattr(_ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
         ctx.set_ciphers(CIPHERS)
         ctx.verify_flags |= VERIFY_FLAGS
         # X509_CHECK_FLAG_NEVER_CHECK_SUBJECT: the subject's CN is never a name, not
         # even for name constraints (OpenSSL checks a leaf's CN against them when the
         # leaf has no DNS subjectAltName, unless told never to).
-        ctx.hostname_checks_common_name = False
-    except (ssl.SSLError, ValueError) as e:
+        # (ssl.SSLContext.hostname_checks_common_name = False, which sets this flag.)
+        ctx._host_flags |= _ssl.HOSTFLAG_NEVER_CHECK_SUBJECT
+    except (_ssl.SSLError, ValueError) as e:
         raise _engine(f"create a TLS {role} context", e) from None
     return ctx
 
@@ -208,7 +212,7 @@ class StoreAnchors:
     An anchor that turns out unusable is reported when a chain first names it.
     """
 
-    def __init__(self, ctx: ssl.SSLContext, anchors: TrustAnchors, warn: Warn) -> None:
+    def __init__(self, ctx: _ssl._SSLContext, anchors: TrustAnchors, warn: Warn) -> None:
         self._ctx = ctx
         self._pending = AnchorsOnDemand(anchors)
         self._warn = warn
@@ -223,7 +227,7 @@ class StoreAnchors:
 
 
 def _into_store(
-    ctx: ssl.SSLContext, anchors: Sequence[tuple[str, bytes]], warn: Warn
+    ctx: _ssl._SSLContext, anchors: Sequence[tuple[str, bytes]], warn: Warn
 ) -> list[bytes]:
     """Put the usable ``anchors`` in the context's store; their DER.  The others: warned, skipped.
 
@@ -243,19 +247,19 @@ def _into_store(
     try:
         if usable:
             ctx.load_verify_locations(cadata=b"".join(usable))
-    except (ssl.SSLError, ValueError):
+    except (_ssl.SSLError, ValueError):
         usable = []
         for origin, der in readable:
             try:
                 ctx.load_verify_locations(cadata=der)
-            except (ssl.SSLError, ValueError):
+            except (_ssl.SSLError, ValueError):
                 warn(f"{origin}: not a certificate, skipped")
                 continue
             usable.append(der)
     return usable
 
 
-def _trust(ctx: ssl.SSLContext, anchors: TrustAnchors, warn: Warn) -> StoreAnchors:
+def _trust(ctx: _ssl._SSLContext, anchors: TrustAnchors, warn: Warn) -> StoreAnchors:
     if not anchors:
         raise ConfigError("no usable trust anchor")
     return StoreAnchors(ctx, anchors, warn)
@@ -294,7 +298,7 @@ class _memory_file:  # noqa: N801 - used as a function: ``with _memory_file(...)
 
 
 def _pem(label: str, der: bytes) -> bytes:
-    body = base64.encodebytes(der).replace(b"\n", b"")
+    body = binascii.b2a_base64(der, newline=False)
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     head, tail = f"-----BEGIN {label}-----", f"-----END {label}-----\n"
     return b"\n".join([head.encode(), *lines, tail.encode()])
@@ -328,7 +332,7 @@ def _no_password() -> str:
 
 
 def _use_credentials(
-    ctx: ssl.SSLContext, chain: Sequence[bytes], key: bytes | None, role: str
+    ctx: _ssl._SSLContext, chain: Sequence[bytes], key: bytes | None, role: str
 ) -> None:
     """Load a certificate chain (leaf first, DER) and its key, checked to match.
 
@@ -348,16 +352,17 @@ def _use_credentials(
             raise ConfigError(
                 f"private key: unsupported key type {kind} (RSA, ECDSA or Ed25519 required)"
             )
-    certs = "".join(ssl.DER_cert_to_PEM_cert(der) for der in chain).encode("ascii")
+    certs = b"".join(_pem("CERTIFICATE", der) for der in chain)
     key_pem = _key_pem(key)
     try:
-        with _memory_file(certs, "certificate chain") as certfile, _memory_file(
-            key_pem, "private key"
-        ) as keyfile:
+        with (
+            _memory_file(certs, "certificate chain") as certfile,
+            _memory_file(key_pem, "private key") as keyfile,
+        ):
             ctx.load_cert_chain(certfile, keyfile, password=_no_password)
     except _EncryptedKey:
         raise ConfigError(_ENCRYPTED) from None
-    except ssl.SSLError as e:
+    except _ssl.SSLError as e:
         reason = reason_of(e)
         if "key values mismatch" in reason:
             raise ConfigError(f"private key does not match the {role} certificate") from None
@@ -376,14 +381,14 @@ def build_client_context(config: ClientConfig, warn: Warn) -> StdlibClientContex
     sni = config.sni
     if sni is not None and not sni.isascii():
         raise ConfigError(f"server name {sni!r} is not a valid DNS name")
-    ctx = _new_context(ssl.PROTOCOL_TLS_CLIENT, "client")
+    ctx = _new_context(_ssl.PROTOCOL_TLS_CLIENT, "client")
     ctx.check_hostname = False  # the name is checked by .checks, never by OpenSSL
     anchors = None
     if config.verify:
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.verify_mode = _ssl.CERT_REQUIRED
         anchors = _trust(ctx, config.anchors, warn)
     else:
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx.verify_mode = _ssl.CERT_NONE
     if config.cert_chain or config.private_key is not None:
         _use_credentials(ctx, config.cert_chain, config.private_key, "client")
     return StdlibClientContext(ctx, Hooks(ctx, anchors, config.server_name), sni)
@@ -398,16 +403,16 @@ def build_server_context(config: ServerConfig, warn: Warn) -> StdlibServerContex
     config says the certificate is optional (``client_cert_optional``).  One
     tlsd serves one connection: no session cache, no tickets.
     """
-    ctx = _new_context(ssl.PROTOCOL_TLS_SERVER, "server")
+    ctx = _new_context(_ssl.PROTOCOL_TLS_SERVER, "server")
     try:
-        ctx.options |= ssl.OP_NO_TICKET
+        ctx.options |= _ssl.OP_NO_TICKET
         ctx.num_tickets = 0
-    except (ssl.SSLError, ValueError) as e:
+    except (_ssl.SSLError, ValueError) as e:
         raise _engine("configure the TLS server context", e) from None
     _use_credentials(ctx, config.cert_chain, config.private_key, "server")
     anchors = None
     if config.verify_client:
         optional = bool(getattr(config, "client_cert_optional", False))
-        ctx.verify_mode = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
+        ctx.verify_mode = _ssl.CERT_OPTIONAL if optional else _ssl.CERT_REQUIRED
         anchors = _trust(ctx, config.anchors, warn)
     return StdlibServerContext(ctx, Hooks(ctx, anchors, server=True))

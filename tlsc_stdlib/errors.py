@@ -1,7 +1,7 @@
-"""Python ``ssl`` exceptions as the interface's :class:`~tlsc.session.TLSError` classes.
+"""Python's ``ssl`` exceptions (``_ssl``'s: the same classes) as the interface's errors.
 
-``ssl.SSLCertVerificationError`` carries OpenSSL's ``X509_V_ERR_*`` code; any
-other ``ssl.SSLError`` OpenSSL's reason string (``"[SSL: WRONG_VERSION_NUMBER]
+``_ssl.SSLCertVerificationError`` carries OpenSSL's ``X509_V_ERR_*`` code; any
+other ``_ssl.SSLError`` OpenSSL's reason string (``"[SSL: WRONG_VERSION_NUMBER]
 wrong version number (_ssl.c:1006)"``).  Both mean what they mean for the
 openssl backend, which reads the same library: :mod:`tlsc.reasons` maps them
 once for both (:func:`~tlsc.reasons.openssl_verify_error`,
@@ -10,29 +10,43 @@ once for both (:func:`~tlsc.reasons.openssl_verify_error`,
 
 from __future__ import annotations
 
-import re
-import ssl
+import _ssl
 
 from tlsc.reasons import Reason, openssl_failure, openssl_verify_error
 from tlsc.session import AlertReceived, ProtocolError, TLSError, VerificationError
 
 __all__ = ["classify", "reason_of"]
 
-#: "[SSL: REASON] the reason (_ssl.c:1006)" -> "the reason".  A pattern, compiled on
-#: the first failure (``re`` caches it) rather than at every start.
-_MESSAGE = r"^\[[^\]]*\] (.*?)(?: \(_ssl\.c:\d+\))?$"
 
-
-def reason_of(error: ssl.SSLError) -> str:
-    """OpenSSL's reason string in an ``ssl.SSLError`` ("wrong version number")."""
+def reason_of(error: _ssl.SSLError) -> str:
+    """OpenSSL's reason string in an ``_ssl.SSLError`` ("wrong version number")."""
     text = str(error.args[1]) if len(error.args) > 1 else str(error)
-    match = re.match(_MESSAGE, text)
-    return match.group(1) if match else text
+    return _words(text)
 
 
-def classify(error: ssl.SSLError) -> TLSError:
+def _words(text: str) -> str:
+    """ "[SSL: REASON] the reason (_ssl.c:1006)" -> "the reason"; any other text as it is.
+
+    Written out rather than a regular expression because nothing else on a
+    stdlib run imports ``re``; tests/test_stdlib_backend.py holds it to the
+    pattern it replaced, ``^\\[[^\\]]*\\] (.*?)(?: \\(_ssl\\.c:\\d+\\))?$``.
+    """
+    close = text.find("]")
+    if not text.startswith("[") or text[close + 1 : close + 2] != " ":
+        return text
+    words = text[close + 2 :]
+    words = words[:-1] if words.endswith("\n") else words  # where "$" also matches
+    if "\n" in words:
+        return text
+    at = words.rfind(" (_ssl.c:")
+    if at >= 0 and words.endswith(")") and words[at + 9 : -1].isdecimal():
+        return words[:at]
+    return words
+
+
+def classify(error: _ssl.SSLError) -> TLSError:
     """The interface's error for ``error``: verification, received alert, or protocol."""
-    if isinstance(error, ssl.SSLCertVerificationError):
+    if isinstance(error, _ssl.SSLCertVerificationError):
         return VerificationError(*openssl_verify_error(error.verify_code, error.verify_message))
     reason, detail = openssl_failure(reason_of(error))
     return (AlertReceived if reason is Reason.ALERT else ProtocolError)(reason, detail)

@@ -1,11 +1,12 @@
-"""One connection, either role: an ``ssl.SSLObject`` between two ``ssl.MemoryBIO``s.
+"""One connection, either role: an ``_ssl`` SSL object between two ``MemoryBIO``s.
 
 Theory of operation
 ===================
 
-``wrap_bio`` gives an SSL object with no socket: ciphertext goes in by
-writing the incoming BIO and comes out by reading the outgoing one, which is
-exactly the sans-I/O contract of :mod:`tlsc.session`.  Network EOF is not
+``_wrap_bio`` (what ``ssl.SSLContext.wrap_bio`` calls; the package says why
+this backend calls it itself) gives an SSL object with no socket: ciphertext
+goes in by writing the incoming BIO and comes out by reading the outgoing one,
+which is exactly the sans-I/O contract of :mod:`tlsc.session`.  Network EOF is not
 passed to OpenSSL (``write_eof`` would forbid writing after a bare FIN);
 "needs input" once the network is over *is* the truncation.
 
@@ -25,11 +26,12 @@ encrypted record of ours yet (TLS 1.3 servers accept a plaintext alert until
 then, for exactly this case).  The core never delivers data nor starts prog
 before ``do_handshake`` returns True, which it does only after both checks.
 
-Close: Python's ``unwrap`` calls ``SSL_shutdown`` twice, and the second call
-reads the incoming BIO and *discards* application data (OpenSSL ditches what
-it reads once its own close_notify is out).  Under TLS 1.3 the peer may go on
-sending after our close_notify, so :meth:`close_notify` first takes the
-plaintext OpenSSL holds into a buffer of ours and sets the unread ciphertext
+Close: the SSL object's ``shutdown`` (``ssl.SSLObject.unwrap``) calls
+``SSL_shutdown`` twice, and the second call reads the incoming BIO and
+*discards* application data (OpenSSL ditches what it reads once its own
+close_notify is out).  Under TLS 1.3 the peer may go on sending after our
+close_notify, so :meth:`close_notify` first takes the plaintext OpenSSL holds
+into a buffer of ours and sets the unread ciphertext
 aside, and gives it back after.
 
 Errors are sticky: once a :class:`TLSError` was raised, every later
@@ -38,7 +40,7 @@ Errors are sticky: once a :class:`TLSError` was raised, every later
 
 from __future__ import annotations
 
-import ssl
+import _ssl
 
 from tlsc.reasons import Reason
 from tlsc.session import (
@@ -72,22 +74,20 @@ class StdlibSession:
 
     server_side = False
 
-    def __init__(self, context: ssl.SSLContext, hooks: Hooks, sni: str | None = None) -> None:
+    def __init__(self, context: _ssl._SSLContext, hooks: Hooks, sni: str | None = None) -> None:
         """``hooks``: the context's callbacks (:class:`.context.Hooks`); ``sni``: SNI to send."""
         self._sni = sni
         self._hooks = hooks
-        self._in = ssl.MemoryBIO()
-        self._out = ssl.MemoryBIO()
+        self._in = _ssl.MemoryBIO()
+        self._out = _ssl.MemoryBIO()
         #: The peer's chain as its Certificate message had it, once seen.
         self._chain: list[bytes] | None = None
         self._chain_error: Problem | None = None
         self._checked = False
         self._handshaking = True
-        hooks.started()  # before wrap_bio: OpenSSL copies the message callback then
-        wire = sni.encode("ascii") if sni is not None else None  # as given: no IDNA folding
-        self._obj = context.wrap_bio(
-            self._in, self._out, server_side=self.server_side, server_hostname=wire
-        )
+        hooks.started()  # before _wrap_bio: OpenSSL copies the message callback then
+        # The name as given (ASCII, checked by the context): no IDNA folding.
+        self._obj = context._wrap_bio(self._in, self._out, self.server_side, sni)
         self._done = False
         self._network_eof = False
         self._peer_closed = False
@@ -130,14 +130,14 @@ class StdlibSession:
                 self._obj.do_handshake()
             finally:
                 self._hooks.current = None
-        except ssl.SSLWantReadError:
+        except _ssl.SSLWantReadError:
             self._check_chain(final=False)
             if self._network_eof:
                 self._fail(Truncated(Reason.TRUNCATED, "during the handshake"))
             return False
-        except ssl.SSLZeroReturnError:
+        except _ssl.SSLZeroReturnError:
             self._fail(ProtocolError(Reason.PROTOCOL, "close_notify during the handshake"))
-        except ssl.SSLError as e:
+        except _ssl.SSLError as e:
             self._fail(self._handshake_error(e))
         self._check_chain(final=True)
         self._done = True
@@ -153,13 +153,13 @@ class StdlibSession:
         self._raise_if_failed()
         try:
             data = self._obj.read(max_bytes)
-        except ssl.SSLWantReadError:
+        except _ssl.SSLWantReadError:
             if self._network_eof:
                 self._fail(Truncated(Reason.TRUNCATED))
             return None
-        except ssl.SSLZeroReturnError:
+        except _ssl.SSLZeroReturnError:
             data = b""
-        except ssl.SSLError as e:
+        except _ssl.SSLError as e:
             self._fail(classify(e))
         if not data:  # Python returns b"" for the peer's close_notify (raises once ours is out)
             self._peer_closed = True
@@ -179,7 +179,7 @@ class StdlibSession:
         while view:
             try:
                 sent = self._obj.write(view)
-            except ssl.SSLError as e:
+            except _ssl.SSLError as e:
                 self._fail(classify(e))
             view = view[sent:]
 
@@ -194,8 +194,8 @@ class StdlibSession:
             self._plain += self._obj.read(self._obj.pending())
         unread = self._in.read()
         try:
-            self._obj.unwrap()
-        except ssl.SSLError:
+            self._obj.shutdown()
+        except _ssl.SSLError:
             pass  # WantRead: ours is out, the peer's not yet in; fine
         if unread:
             self._in.write(unread)
@@ -210,7 +210,7 @@ class StdlibSession:
         return Facts(
             protocol=self._obj.version() or "",
             cipher=cipher[0] if cipher else "",
-            peer_certificate=self._obj.getpeercert(binary_form=True),
+            peer_certificate=self._obj.getpeercert(True),
             server_name=self._sni,
         )
 
@@ -242,7 +242,7 @@ class StdlibSession:
         self._out.write(_BAD_CERTIFICATE_ALERT)
         self._fail(VerificationError(*problem))
 
-    def _handshake_error(self, error: ssl.SSLError) -> TLSError:
+    def _handshake_error(self, error: _ssl.SSLError) -> TLSError:
         return classify(error)
 
     def _end_handshake(self) -> None:
@@ -271,13 +271,13 @@ class StdlibServerSession(StdlibSession):
 
     server_side = True
 
-    def __init__(self, context: ssl.SSLContext, hooks: Hooks) -> None:
+    def __init__(self, context: _ssl._SSLContext, hooks: Hooks) -> None:
         super().__init__(context, hooks)
 
     def _needs_chain(self) -> bool:
-        return self._obj.getpeercert(binary_form=True) is not None
+        return self._obj.getpeercert(True) is not None
 
-    def _handshake_error(self, error: ssl.SSLError) -> TLSError:
+    def _handshake_error(self, error: _ssl.SSLError) -> TLSError:
         if "peer did not return a certificate" in reason_of(error):
             # CERT_REQUIRED: OpenSSL has queued its alert already.
             return VerificationError(Reason.NO_PEER_CERTIFICATE)
