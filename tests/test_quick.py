@@ -168,3 +168,32 @@ def test_usage_errors_still_come_from_click():
         "tlsc: fatal: usage: -6 and -7 take descriptors >= 3 (see tlsc --help)"
     )
     assert lines[-1] == "100 True"
+
+
+@pytest.mark.parametrize("warnings_first", [True, False], ids=["imported", "not-yet"])
+def test_no_library_warning_reaches_stderr(tmp_path, warnings_first: bool) -> None:
+    """guarded() silences warnings whether or not ``warnings`` was imported before it.
+
+    When it was not, nothing imports it for the purpose: ``sys.warnoptions``
+    does the job when a library first imports it.
+    """
+    lib = tmp_path / "noisy.py"
+    lib.write_text("import warnings\nwarnings.warn('about some certificate', UserWarning)\n")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        if {warnings_first}:
+            import warnings
+        from tlsc import quick
+        def body(log):
+            imported = 'warnings' in sys.modules
+            import noisy
+            print('imported before the library:', imported)
+            return 0
+        sys.exit(quick.guarded('tlsc', body))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"imported before the library: {warnings_first}"
+    assert run.stderr == ""

@@ -102,3 +102,35 @@ def test_openssl_words_are_mapped_once() -> None:
     assert openssl_verify_error(10) == (Reason.EXPIRED, None)
     assert openssl_verify_error(20) == (Reason.UNKNOWN_CA, "unable to get local issuer certificate")
     assert openssl_verify_error(999, "odd") == (Reason.INVALID_CERTIFICATE, "odd")
+
+
+def test_reason_behaves_as_the_enum_it_stands_for() -> None:
+    """Reason is not built by ``enum`` (start-up cost), but does what an Enum of it would."""
+    import copy
+    import enum
+    import pickle
+
+    as_enum = enum.Enum("Reason", [(m.name, m.value) for m in Reason])
+    assert [(m.name, m.value) for m in Reason] == [(m.name, m.value) for m in as_enum]
+    assert len(Reason) == len(as_enum) > 20
+    for member, twin in zip(Reason, as_enum, strict=True):
+        assert isinstance(member, Reason)
+        assert (repr(member), str(member)) == (repr(twin), str(twin))
+        assert Reason[member.name] is member and Reason(member.value) is member
+        assert Reason(member) is member
+        assert pickle.loads(pickle.dumps(member)) is member
+        assert copy.copy(member) is member and copy.deepcopy(member) is member
+        assert member == member and hash(member) == hash(member)
+    assert Reason.EXPIRED != Reason.NOT_YET_VALID
+    assert Reason.EXPIRED != "certificate has expired"  # a member is not its value
+    with pytest.raises(KeyError):
+        Reason["words"]
+    with pytest.raises(ValueError, match="is not a valid Reason"):
+        Reason("no such words")
+    with pytest.raises(ValueError):
+        Reason([])  # unhashable: not a valid value either
+    with pytest.raises(AttributeError):
+        Reason.EXPIRED = Reason.TIMEOUT  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        Reason.EXPIRED.value = "other words"  # type: ignore[misc]
+    assert Reason.ALERT.words("client") == "the client sent a fatal alert"

@@ -7,9 +7,12 @@ scan's ``importlib.metadata`` (and ``importlib`` itself: ``__import__`` does),
 ``dataclasses`` (and the ``inspect``/``ast`` it drags in), ``typing``,
 ``ipaddress`` (for a DNS name), ``datetime``,
 ``hashlib`` (the peer certificate's hash uses the interpreter's own SHA-256),
-``signal`` (the core uses ``_signal``: no enums to build), ``re`` on the core's
-own path (no pattern is compiled at start; a backend's library may bring it), and
-the core's own modules that only --help or a type checker need.
+``signal`` (the core uses ``_signal``: no enums to build), ``enum`` (the
+reasons are a light enum of their own) and what it brings (``functools``,
+``collections``), ``socket`` (``_socket``, at the end only), ``warnings``
+(``sys.warnoptions`` instead), ``re`` on the core's own path (no pattern is
+compiled at start; a backend's library may bring it), and the core's own
+modules that only --help or a type checker need.
 
 Two views, both on real interpreters: the core's own import graph on the fast
 path (a fresh interpreter, no backend), and a real ``tlsc`` run against
@@ -43,6 +46,12 @@ CUT = {
     "datetime",
     "hashlib",
     "signal",
+    "enum",
+    "functools",
+    "collections",
+    "socket",
+    "warnings",
+    "ssl",
     "tlsc.cli",
     "tlsc.protocols",
 }

@@ -35,9 +35,14 @@ chain pays for a handful of names, not for the whole store.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable, Iterator, Sequence
+from _collections_abc import Sequence  # = collections.abc's, loaded at start
 
 from .der import DERError, name_key, tbs_names
+
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 __all__ = ["TrustAnchors"]
 

@@ -22,7 +22,6 @@ import _signal as signal
 import errno
 import fcntl
 import os
-from collections.abc import Mapping, Sequence
 
 from . import exitcodes
 from .exitcodes import Fatal
@@ -30,6 +29,8 @@ from .log import flush_std
 
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; 3.10+ names it
 PIPE_SIZE = 1 << 20
@@ -252,6 +253,7 @@ class Spawned(_Process):
         self.to_prog = self.from_prog = -1
         if self.pid:
             self.wait()
+
 
 def _pipe() -> tuple[int, int]:
     r, w = os.pipe2(os.O_CLOEXEC)

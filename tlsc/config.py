@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
 
 from . import exitcodes
 from .anchors import TrustAnchors
@@ -23,6 +22,11 @@ from .der import certificates_in
 from .exitcodes import Fatal
 from .log import Log
 from .names import is_dns_name
+
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 #: Removed from prog's environment unless -Z.
 TLS_VARIABLES = ("CADIR", "CAFILE", "KEYFILE", "CERTFILE", "TLS_UID", "TLS_GID")

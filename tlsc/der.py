@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import sys
 
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
 TYPE_CHECKING = False
@@ -28,12 +29,13 @@ try:
     # hashlib has OpenSSL 3 list and fetch every digest it provides, ~2 ms and
     # 0.8 MiB of every start that does not otherwise need it, for one hash of
     # one certificate.
-    from _sha2 import sha256 as _sha256  # Python 3.12+
-except ImportError:
-    try:
-        from _sha256 import sha256 as _sha256  # Python 3.10, 3.11
-    except ImportError:  # a build without them
-        from hashlib import sha256 as _sha256
+    # Asked for by version: a failed import is a walk of sys.path.
+    if sys.version_info >= (3, 12):
+        from _sha2 import sha256 as _sha256
+    else:
+        from _sha256 import sha256 as _sha256
+except ImportError:  # a build without them
+    from hashlib import sha256 as _sha256
 
 __all__ = [
     "CertificateFields",

@@ -42,7 +42,6 @@ import fcntl
 import gc
 import os
 import select
-import socket
 import stat
 import time
 
@@ -676,9 +675,16 @@ class Engine:
         self.up_closed = True
         self.log.debug("network: our side closed")
         if is_socket(self.net_w):
+            # The C half of ``socket``, imported here: ``socket.py`` builds enums
+            # (~4 ms of every start) for a call made once, at the end.
+            from _socket import SHUT_WR, socket
+
             try:
-                with socket.socket(fileno=os.dup(self.net_w)) as sock:
-                    sock.shutdown(socket.SHUT_WR)
+                sock = socket(fileno=os.dup(self.net_w))
+                try:
+                    sock.shutdown(SHUT_WR)
+                finally:
+                    sock.close()
             except OSError:
                 pass
         # fd 6 may be the same socket: closing fd 7 alone sends nothing, which is

@@ -32,7 +32,6 @@ handshake are plain classes, not dataclasses, for the reason given in
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
 
 from . import config, exitcodes, registry
 from .child import spawn
@@ -47,6 +46,7 @@ from .session import ConfigError, EngineError, Facts
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
     from typing import TypeVar
 
     from .child import Prog, ProgIds

@@ -29,6 +29,14 @@ Why an enum of words rather than free text: the conformance harness and the
 cross-backend tests compare reasons, not prose; a new backend that maps its
 library's errors onto these members gets identical lines for free.
 
+Why not :mod:`enum` at run time: importing it (and the ``functools``,
+``collections``, ``operator`` ... it brings) costs ~6 ms of every start, as
+much as the rest of the core, for a program started once per connection.
+:class:`Reason` is built by :class:`_WordsType`, which gives it the part of
+an ``enum.Enum`` anyone uses (members with ``name`` and ``value``, iteration
+in order, ``Reason["NAME"]``, ``Reason("words")``, the same ``repr`` and
+``str``, pickling); type checkers see an ``enum.Enum``.
+
 Two backends are built on OpenSSL (``openssl`` through pyOpenSSL, ``stdlib``
 through Python's ``ssl``), so what OpenSSL's codes and reason strings mean is
 mapped here once (:func:`openssl_verify_error`, :func:`openssl_failure`): the
@@ -37,8 +45,11 @@ same OpenSSL failure can never get two wordings.
 
 from __future__ import annotations
 
-import enum
-
+#: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from enum import Enum as _Words
 __all__ = [
     "ALERT_NAMES",
     "OPENSSL_VERIFY_ERRORS",
@@ -52,7 +63,79 @@ __all__ = [
 ]
 
 
-class Reason(enum.Enum):
+class _WordsType(type):
+    """An enum's class behaviour for :class:`Reason`: its string attributes become members."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, object]) -> type:
+        words = {k: v for k, v in namespace.items() if isinstance(v, str) and k.isupper()}
+        for key in words:
+            del namespace[key]
+        cls = super().__new__(mcs, name, bases, namespace)
+        members = []
+        for key, value in words.items():
+            member = object.__new__(cls)
+            object.__setattr__(member, "name", key)
+            object.__setattr__(member, "value", value)
+            type.__setattr__(cls, key, member)
+            members.append(member)
+        type.__setattr__(cls, "_members", tuple(members))
+        type.__setattr__(cls, "_by_value", {m.value: m for m in members})
+        return cls
+
+    def __iter__(cls) -> Iterator[object]:
+        return iter(cls._members)  # type: ignore[attr-defined]
+
+    def __len__(cls) -> int:
+        return len(cls._members)  # type: ignore[attr-defined]
+
+    def __getitem__(cls, name: str) -> object:
+        member = cls.__dict__.get(name)
+        if not isinstance(member, cls):
+            raise KeyError(name)
+        return member
+
+    def __call__(cls, value: object) -> object:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls._by_value[value]  # type: ignore[attr-defined]
+        except (KeyError, TypeError):
+            raise ValueError(f"{value!r} is not a valid {cls.__qualname__}") from None
+
+    def __setattr__(cls, name: str, value: object) -> None:
+        raise AttributeError(f"cannot reassign {cls.__qualname__}.{name}")
+
+    def __delattr__(cls, name: str) -> None:
+        raise AttributeError(f"cannot delete {cls.__qualname__}.{name}")
+
+
+if not TYPE_CHECKING:
+
+    class _Words(metaclass=_WordsType):
+        """A member: ``name`` and ``value``, compared by identity, as an enum's."""
+
+        __slots__ = ("name", "value")
+
+        def __repr__(self) -> str:
+            return f"<{type(self).__qualname__}.{self.name}: {self.value!r}>"
+
+        def __str__(self) -> str:
+            return f"{type(self).__qualname__}.{self.name}"
+
+        def __setattr__(self, name: str, value: object) -> None:
+            raise AttributeError(f"cannot set {name!r} of {self!r}")
+
+        def __reduce_ex__(self, protocol: object) -> tuple[object, tuple[str]]:
+            return type(self), (self.value,)
+
+        def __copy__(self) -> _Words:
+            return self
+
+        def __deepcopy__(self, memo: object) -> _Words:
+            return self
+
+
+class Reason(_Words):
     """Why a TLS connection failed; the value is the plain words (``{peer}``: the other end)."""
 
     # -- the peer's certificate (the rules of docs/tlsc.rst, "Verification") --

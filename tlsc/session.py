@@ -119,7 +119,7 @@ do the same: no ``importlib.metadata`` and nothing else that only
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from _collections_abc import Callable  # = collections.abc's, loaded at start
 
 from .anchors import TrustAnchors
 from .names import sni_for
@@ -129,6 +129,8 @@ from .reasons import Reason, words
 #: start); type checkers treat any name ``TYPE_CHECKING`` as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from .protocols import Backend, ClientContext, ServerContext, Session
 
 __all__ = [
