@@ -390,7 +390,7 @@ def openssl_failure(reason: str) -> tuple[Reason, str]:
     that does not decrypt, :attr:`Reason.PROTOCOL` (OpenSSL's words as the
     detail) for anything else the peer sent that could not be accepted.
     """
-    import re  # loaded already: both OpenSSL-based backends' libraries import it
+    import re  # a failure only: no start pays for it (the openssl backend has it loaded anyway)
 
     match = re.match(_OPENSSL_ALERT, reason)
     if match:
