@@ -10,7 +10,7 @@ is the C binding of OpenSSL (contexts, SSL objects, ``MemoryBIO``, the error
 classes); ``ssl.py`` re-exports it and adds sockets, enums and conveniences.
 A session over memory BIOs needs the first half only, and importing the
 second costs more than everything else tlsc does before its handshake: about
-20 ms of a 45 ms start here (``socket``, ``enum``, ``re``, ``base64`` and the
+18 ms of a 49 ms start here (``socket``, ``enum``, ``re``, ``base64`` and the
 enums it builds), for a program started once per connection.  So this backend
 calls what ``ssl.py`` itself calls -- ``_SSLContext``, its ``_wrap_bio``,
 ``_msg_callback`` and ``_host_flags``, ``MemoryBIO``, the SSL object's
