@@ -50,6 +50,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from enum import Enum as _Words
+
 __all__ = [
     "ALERT_NAMES",
     "OPENSSL_VERIFY_ERRORS",
