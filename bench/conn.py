@@ -46,6 +46,7 @@ ALL_TOOLS = [
     "tlsserver-stdlib",
     "tlsserver-tlslite",
     "tlsd-openssl",
+    "tlsd-stdlib",
     "tlsd-tlslite",
     "stunnel",
     "socat",
