@@ -377,19 +377,27 @@ def floor_sample(module: str) -> tuple[float, float] | None:
 
     The time runs until the import is done (the child says so on a pipe), not
     until the interpreter has exited: the setup figure it is subtracted from
-    stops at prog's reply too, while tlsc is still running.
+    stops at prog's reply too, while tlsc is still running.  The peak RSS is
+    the child's own VmHWM, which it writes on the pipe: the ``ru_maxrss`` that
+    ``wait4`` gives counts this big process's pages, copied at the fork.
     """
-    t0 = time.monotonic()
-    p = subprocess.Popen(
-        [PY, "-c", f"import os, {module}; os.write(1, b'.')"], stdout=subprocess.PIPE
+    code = (
+        f"import os, {module}\n"
+        "hwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "os.write(1, hwm.encode() + b'\\n')\n"
     )
+    t0 = time.monotonic()
+    p = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE)
     assert p.stdout is not None
-    done = p.stdout.read(1)
+    first = p.stdout.read(1)
     wall = time.monotonic() - t0
+    hwm_kib = (first + p.stdout.read()).strip()
     p.stdout.close()
-    _, status, ru = os.wait4(p.pid, 0)
+    _, status, _ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
-    return None if p.returncode or not done else (wall, ru.ru_maxrss / 1024)
+    if p.returncode or not hwm_kib.isdigit():
+        return None
+    return wall, int(hwm_kib) / 1024
 
 
 def floor_stats(runs: list[tuple[float, float]]) -> dict:

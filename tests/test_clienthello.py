@@ -133,4 +133,7 @@ def test_the_message_reader_a_backend_uses_reads_the_same_name():
         assert read(data).server_name == (name.lower() if name else None)
         for cut in (1, 4, 40, len(message) - 1):
             assert host_name_in(message[:cut]) is None
+    data = client_hello("a.example")
+    message = data[5 : 5 + int.from_bytes(data[3:5], "big")]
+    assert host_name_in(message) == b"a.example"
     assert host_name_in(b"\x02" + message[1:]) is None  # a ServerHello's type
