@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import signal
@@ -12,6 +13,7 @@ import pytest
 
 from tests.support.progs import marker_prog
 from tests.support.run import wait_for_file
+from tlsc.child import PIPE_SIZE
 
 MiB = 1 << 20
 
@@ -418,3 +420,76 @@ def test_custom_network_fds(flags, tlsc, pki, sserver, probe):
     fds = {k: v for k, v in rep["fds"].items() if v != "?"}
     assert fds["8"].startswith("pipe:") and fds["9"].startswith("pipe:"), fds
     assert "6" not in fds and "7" not in fds, fds
+
+
+# -- prog's pipes: grown only once one fills (tlsc.child.grow_pipe) ---------------------------
+
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+
+
+def new_pipe_size() -> int:
+    """What the kernel gives this user's new pipes (64 KiB unless the user is over budget)."""
+    r, w = os.pipe()
+    try:
+        return fcntl.fcntl(w, F_GETPIPE_SZ)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def prog_pipe_size(tlsc_pid: int, fd: int) -> int:
+    """The size of the pipe on prog's ``fd``, looked at from outside through /proc."""
+    with open(f"/proc/{tlsc_pid}/task/{tlsc_pid}/children") as f:
+        (prog,) = f.read().split()
+    pipe = os.open(f"/proc/{prog}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return fcntl.fcntl(pipe, F_GETPIPE_SZ)
+    finally:
+        os.close(pipe)
+
+
+def test_pipes_keep_the_kernels_size_on_a_short_exchange(tlsc, pki, pypeer, probe):
+    """An interactive connection never fills a pipe: it does not spend its user's pipe
+    budget (past 64 MiB, every new pipe of the user is cut to 8 KiB)."""
+    peer = pypeer(pki.leaf_ec, echo=True)
+    p = probe()
+    r = tlsc.run(["-k", "localhost", *p.argv("write:hello\\n", "readline", "pipes")],
+                 peer=peer.address)
+    r.assert_ok()
+    assert p.report()["lines"] == ["hello\n"]
+    assert p.report()["pipes"] == [new_pipe_size()] * 2
+
+
+def test_the_pipe_to_prog_grows_once_it_fills(tlsc, pki, pypeer, probe, tmp_path):
+    n = 1 * MiB
+    peer = pypeer(pki.leaf_ec, send_bytes=n, no_wait_client_close=True)
+    p = probe()
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    proc = tlsc.start(["-k", "localhost",
+                       *p.argv(f"touch:{ready}", f"waitfile:{go}", "readall", "pipes")],
+                      peer=peer.address)
+    try:
+        assert wait_for_file(ready, 10, proc), "prog did not start"
+        # prog reads nothing until "go": the server's data fills its pipe.
+        end = time.monotonic() + 30
+        while prog_pipe_size(proc.pid, 6) == new_pipe_size() and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        go.touch()
+    r = proc.wait(60)
+    r.assert_ok()
+    rep = p.report()
+    assert rep["read"]["bytes"] == n
+    assert rep["read"]["sha256"] == peer.result()["sent_sha256"]
+    assert rep["pipes"] == [PIPE_SIZE, new_pipe_size()]
+
+
+def test_the_pipe_from_prog_grows_once_it_fills(tlsc, pki, pypeer, probe, datafile):
+    """prog writes 64 KiB at a time, so tlsc's first read finds a full 64 KiB pipe."""
+    peer = pypeer(pki.leaf_ec)
+    p = probe()
+    r = tlsc.run(["-k", "localhost", *p.argv(f"sendfile:{datafile}", "pipes", "closew")],
+                 peer=peer.address, timeout=60)
+    r.assert_ok()
+    assert peer.result()["received"] == datafile.stat().st_size
+    assert p.report()["pipes"] == [new_pipe_size(), PIPE_SIZE]

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; 3.10+ names it
-PIPE_SIZE = 1 << 20
+PIPE_SIZE = 1 << 20  #: what a pipe that has filled grows to (see grow_pipe)
+#: A new pipe's size on Linux: a read of this much found it full (see tlsc.engine).
+SMALL_PIPE = 1 << 16
 
 #: Signals tlsc forwards to prog (docs/tlsc.rst, "Description").
 FORWARDED = (
@@ -209,8 +211,6 @@ class Spawned(_Process):
             self.from_prog, self._pout = _pipe()  # prog writes on wfd
         except OSError as e:
             raise Fatal(exitcodes.SYSTEM, f"unable to create pipes: {e.strerror}") from None
-        for fd in (self.to_prog, self.from_prog):
-            _enlarge(fd)
         self.rfd, self.wfd = rfd, wfd
         self.pid = 0
         self.status: int | None = None
@@ -278,13 +278,24 @@ def spawn(argv: Sequence[str], rfd: int, wfd: int, ids: ProgIds | None = None) -
         _child(argv, rfd, wfd, prog_in_r, prog_out_w, ctl_r, err_w, ids)
     for fd in (prog_in_r, prog_out_w, ctl_r, err_w):
         os.close(fd)
-    for fd in (prog_in_w, prog_out_r):
-        _enlarge(fd)
     return Child(pid, prog_in_w, prog_out_r, ctl_w, err_r)
 
 
-def _enlarge(fd: int) -> None:
-    """Bigger pipes mean fewer poll rounds per MiB; the kernel may refuse, which is fine."""
+def grow_pipe(fd: int) -> None:
+    """Give a pipe that has filled ``PIPE_SIZE`` bytes of room; the kernel may refuse.
+
+    prog's pipes are made at the kernel's size (64 KiB) and grown only once
+    one fills, i.e. once the connection moves data in bulk: a 1 MiB pipe
+    means far fewer poll rounds per MiB (downloads through 64 KiB pipes ran
+    about 12% slower in a paired run).  Not at creation, because Linux
+    counts every pipe's size against its user: past
+    ``fs.pipe-user-pages-soft`` (64 MiB, i.e. 32 connections holding two
+    1 MiB pipes each) every new pipe of that user, prog's own and other
+    programs' included, is cut to 8 KiB and can no longer grow.  An idle or
+    interactive connection, most of a busy server's, now holds 128 KiB of
+    that budget.  ``fd`` may not be a pipe at all (a prog already running
+    may hand us a socket): the kernel says no, and that is fine.
+    """
     try:
         fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
     except OSError:

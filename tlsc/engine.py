@@ -12,7 +12,9 @@ Each direction has one bounded :class:`Outbox` of bytes waiting for its
 destination (``self.down`` towards prog, ``self.up`` towards the network).  A source is
 polled only while its destination buffer is under ``HIGH``; that single rule is
 the flow control: a slow reader fills its buffer, the buffer stops its source,
-and the kernel's socket or pipe buffers push back on the far writer.  The
+and the kernel's socket or pipe buffers push back on the far writer.  prog's
+pipes start at the kernel's size; the first time one is found full it is
+grown (:func:`tlsc.child.grow_pipe`).  The
 session never holds more than one network read (``CHUNK``) of unconsumed
 ciphertext, because the network is read only once the session has no
 plaintext left to give (``self.backlog`` is false).
@@ -46,7 +48,7 @@ import stat
 import time
 
 from . import exitcodes
-from .child import FORWARDED
+from .child import FORWARDED, SMALL_PIPE, grow_pipe
 from .exitcodes import Fatal
 from .log import Log
 from .reasons import Reason, describe, words
@@ -389,6 +391,7 @@ class Engine:
             set_nonblocking(fd)
         self.down = Outbox()
         self.up = Outbox()
+        self.small_to_prog = self.small_from_prog = True  # not grown yet (tlsc.child.grow_pipe)
         self.backlog = True  # the session may hold plaintext (e.g. with the last flight)
         self.peer_ended = False  # close_notify or EOF seen
         self.net_eof = False
@@ -567,17 +570,21 @@ class Engine:
         try:
             self.down.write_to(self.to_prog)
         except BlockingIOError:
-            return
+            pass
         except BrokenPipeError:
             self._prog_gone()
             return
         except OSError as e:
             raise Fatal(exitcodes.SYSTEM, f"unable to write to prog: {_why(e)}") from None
-        if not self.down:
-            if self.peer_ended:
-                self._end_down()
-            elif self.backlog:
-                self._pump()
+        if self.down:  # prog's pipe is full
+            if self.small_to_prog:
+                self.small_to_prog = False
+                grow_pipe(self.to_prog)
+            return
+        if self.peer_ended:
+            self._end_down()
+        elif self.backlog:
+            self._pump()
 
     def _prog_gone(self) -> None:
         """prog closed its fd 6: nothing more to deliver; the network is drained, not left."""
@@ -610,6 +617,9 @@ class Engine:
         if not data:
             self._prog_eof()
             return
+        if self.small_from_prog and len(data) >= SMALL_PIPE:  # it was full
+            self.small_from_prog = False
+            grow_pipe(self.from_prog)
         if self.discarding_up:
             self.discard_up += len(data)
             return

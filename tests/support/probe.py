@@ -13,6 +13,7 @@ before an ``exit:N`` or ``kill:SIG`` action:
     bulk:N         write N random bytes while reading until EOF, concurrently
                                                        -> report["bulk"]
     env / fds / ids  record the environment, the open descriptors, the credentials
+    pipes          record the size of the read and write fds' pipes -> report["pipes"]
     touch:PATH     create PATH          waitfile:PATH   wait (<= 15 s) for PATH
     sleep:S        sleep S seconds      exit:N          exit with N
     kill:SIG       kill ourselves with signal SIG
@@ -20,6 +21,7 @@ before an ``exit:N`` or ``kill:SIG`` action:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -49,6 +51,13 @@ def write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def pipe_size(fd: int) -> int | None:
+    try:
+        return fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ", 1032))
+    except OSError:
+        return None  # closed, or not a pipe
 
 
 def fd_listing() -> dict[str, str]:
@@ -121,6 +130,8 @@ def main() -> None:
                                   "received_sha256": got.get("sha256")}
             elif verb == "env":
                 report["env"] = dict(os.environ)
+            elif verb == "pipes":
+                report["pipes"] = [pipe_size(rfd), pipe_size(wfd)]
             elif verb == "fds":
                 report["fds"] = fd_listing()
             elif verb == "ids":
