@@ -1,4 +1,4 @@
-"""The TLS engine: handshake under a deadline, then the full-duplex relay.
+"""The TLS engine: the full-duplex relay, once the handshake is done (:mod:`tlsc.handshake`).
 
 Theory of operation
 ===================
@@ -50,37 +50,18 @@ import time
 from . import exitcodes
 from .child import FORWARDED, SMALL_PIPE, grow_pipe
 from .exitcodes import Fatal
+from .handshake import CHUNK, flush_alert, set_nonblocking, why
 from .log import Log
-from .reasons import Reason, describe, words
+from .reasons import describe
 from .session import TLSError, Truncated, WriteClosed
 
 #: ``typing.TYPE_CHECKING`` without importing ``typing`` (see :mod:`tlsc.session`).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from .child import Prog
-    from .clienthello import ClientHello
     from .session import Session
 
-    #: Picks the server session from the client's ClientHello (see tlsc.clienthello).
-    Chooser = Callable[[ClientHello], Session]
 
-
-class UnrecognizedName(Exception):
-    """Raised by a :data:`Chooser`: no certificate for this name (tlsd -k 2).
-
-    ``detail``: the name asked for, or that none was.
-    """
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-CHUNK = 131072  #: one read from any descriptor (bench/: 64 KiB cost more per GiB)
-#: The fatal line of a -K timeout (the core's own finding: a backend has no clock).
-TIMED_OUT = f"handshake failed: {Reason.TIMEOUT.words()}"
 HIGH = 2 * CHUNK  #: a buffer at or above this stops its source
 IOV_MAX = 1024  #: chunks per writev (POSIX guarantees at least 16; Linux takes 1024)
 RECORD = 16384  #: one TLS record's plaintext: what one session read can return
@@ -108,29 +89,11 @@ class Settings:
         self.handshake_timeout_ms = handshake_timeout_ms
 
 
-class Interrupted(Exception):
-    """A forwarded signal arrived before prog was executed."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def set_nonblocking(fd: int) -> None:
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    if not flags & os.O_NONBLOCK:
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-
-
 def is_socket(fd: int) -> bool:
     try:
         return stat.S_ISSOCK(os.fstat(fd).st_mode)
     except OSError:
         return False
-
-
-def _why(e: OSError) -> str:
-    return e.strerror or str(e)
 
 
 #: Size of the one block :func:`raise_malloc_thresholds` allocates and frees.
@@ -199,27 +162,23 @@ class Outbox:
 
 
 class Engine:
-    """One connection: the network pair, the session, the child."""
+    """The relay of one connection: the network pair, the session, the child."""
 
     def __init__(
         self,
-        session: Session | None,
+        session: Session,
         net_r: int,
         net_w: int,
         child: Prog,
         settings: Settings,
         log: Log,
         peer: str,
-        choose: Chooser | None = None,
     ) -> None:
-        """``peer``: who is at the other end, "server" (tlsc) or "client" (tlsd), for messages.
+        """``session``: established (:func:`tlsc.handshake.handshake`).
 
-        ``session``, or None and ``choose`` to pick it by the client's SNI (tlsd -k 1/2).
+        ``peer``: who is at the other end, "server" (tlsc) or "client" (tlsd), for messages.
         """
-        if session is None and choose is None:
-            raise ValueError("Engine needs a session or a way to choose one")
-        self.s: Session = session  # type: ignore[assignment] - set by _choose otherwise
-        self.choose = choose
+        self.s = session
         self.peer = peer
         self.net_r = net_r
         self.net_w = net_w
@@ -265,119 +224,6 @@ class Engine:
             except OSError:
                 pass
         return -1
-
-    def _write_all(self, fd: int, data: bytes, deadline: float | None, what: str) -> None:
-        """Blocking write with an optional deadline (handshake flights, final flushes)."""
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(fd, view)
-                view = view[n:]
-                continue
-            except BlockingIOError:
-                pass
-            except OSError as e:
-                raise Fatal(exitcodes.SYSTEM, f"unable to write to {what}: {_why(e)}") from None
-            timeout = self._remaining(deadline)
-            p = select.poll()
-            p.register(fd, POLLOUT)
-            if not p.poll(timeout):
-                raise Fatal(exitcodes.TLS, TIMED_OUT)
-
-    def _remaining(self, deadline: float | None) -> int | None:
-        if deadline is None:
-            return None
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise Fatal(exitcodes.TLS, TIMED_OUT)
-        return max(1, int(left * 1000))
-
-    # -- the handshake ------------------------------------------------------
-
-    def handshake(self) -> None:
-        """Run the handshake to completion, or raise Fatal(98)."""
-        ms = self.cfg.handshake_timeout_ms
-        deadline = time.monotonic() + ms / 1000 if ms else None
-
-        def interrupt(signum: int, frame: object) -> None:
-            raise Interrupted(signum)
-
-        previous = {sig: signal.signal(sig, interrupt) for sig in FORWARDED}
-        try:
-            self._handshake(deadline)
-        finally:
-            # From here on prog may be running: a signal must be forwarded, never
-            # take its default action on tlsc (no gap before relay() installs its own).
-            for sig in previous:
-                signal.signal(sig, lambda signum, frame: self.child.kill(signum))
-
-    def _read_net_before(self, p: select.poll, deadline: float | None) -> bytes:
-        """One read of the network during the handshake, under its deadline."""
-        while True:
-            if not p.poll(self._remaining(deadline)):
-                raise Fatal(exitcodes.TLS, TIMED_OUT)
-            try:
-                data = os.read(self.net_r, CHUNK)
-            except BlockingIOError:
-                continue
-            except OSError as e:
-                raise Fatal(
-                    exitcodes.SYSTEM, f"unable to read from the network: {_why(e)}"
-                ) from None
-            self.log.debug(f"handshake: received {len(data)} bytes")
-            return data
-
-    def _choose(self, p: select.poll, deadline: float | None) -> None:
-        """Read the ClientHello, let ``choose`` pick the session, give it the bytes."""
-        from .clienthello import UNRECOGNIZED_NAME_ALERT, ClientHello
-
-        hello = ClientHello()
-        while not hello.done:
-            hello.feed(self._read_net_before(p, deadline))
-        assert self.choose is not None
-        try:
-            self.s = self.choose(hello)
-        except UnrecognizedName as e:
-            try:
-                os.write(self.net_w, UNRECOGNIZED_NAME_ALERT)
-            except OSError:
-                pass
-            why = words(Reason.UNRECOGNIZED_NAME, e.detail, self.peer)
-            raise Fatal(exitcodes.TLS, f"handshake failed: {why}") from None
-        self.s.receive_data(bytes(hello.data))
-        if hello.eof:
-            self.s.receive_data(b"")
-
-    def _handshake(self, deadline: float | None) -> None:
-        p = select.poll()
-        p.register(self.net_r, POLLIN)
-        if self.s is None:
-            self._choose(p, deadline)
-        while True:
-            try:
-                done = self.s.do_handshake()
-            except TLSError as e:
-                self._flush_alert()
-                raise Fatal(exitcodes.TLS, f"handshake failed: {describe(e, self.peer)}") from None
-            out = self.s.data_to_send()
-            if out:
-                self.log.debug(f"handshake: sending {len(out)} bytes")
-                self._write_all(self.net_w, out, deadline, "the network")
-            if done:
-                return
-            self.s.receive_data(self._read_net_before(p, deadline))
-
-    def _flush_alert(self) -> None:
-        """Best effort: the peer deserves our alert, but we will not wait for it."""
-        try:
-            out = self.s.data_to_send()
-        except Exception:  # noqa: BLE001 - an alert is a courtesy, never a second failure
-            return
-        if out:
-            try:
-                os.write(self.net_w, out)
-            except OSError:
-                pass
 
     # -- the relay ----------------------------------------------------------
 
@@ -488,7 +334,7 @@ class Engine:
         except BlockingIOError:
             return
         except OSError as e:
-            raise Fatal(exitcodes.SYSTEM, f"unable to read from the network: {_why(e)}") from None
+            raise Fatal(exitcodes.SYSTEM, f"unable to read from the network: {why(e)}") from None
         if not data:
             self.net_eof = True
             self._forget(self.net_r)
@@ -575,7 +421,7 @@ class Engine:
             self._prog_gone()
             return
         except OSError as e:
-            raise Fatal(exitcodes.SYSTEM, f"unable to write to prog: {_why(e)}") from None
+            raise Fatal(exitcodes.SYSTEM, f"unable to write to prog: {why(e)}") from None
         if self.down:  # prog's pipe is full
             if self.small_to_prog:
                 self.small_to_prog = False
@@ -613,7 +459,7 @@ class Engine:
         except BlockingIOError:
             return
         except OSError as e:
-            raise Fatal(exitcodes.SYSTEM, f"unable to read from prog: {_why(e)}") from None
+            raise Fatal(exitcodes.SYSTEM, f"unable to read from prog: {why(e)}") from None
         if not data:
             self._prog_eof()
             return
@@ -675,7 +521,7 @@ class Engine:
                 self.close_pending = True
                 self._maybe_close_up()
                 return
-            raise Fatal(exitcodes.SYSTEM, f"unable to write to the network: {_why(e)}") from None
+            raise Fatal(exitcodes.SYSTEM, f"unable to write to the network: {why(e)}") from None
         if not self.up:
             self._maybe_close_up()
 
@@ -718,7 +564,7 @@ class Engine:
 
     def _fail(self, error: TLSError) -> int:
         """A TLS error after the handshake: deliver what was decrypted, then exit 98."""
-        self._flush_alert()
+        flush_alert(self.s, self.net_w)
         if self.down and self.to_prog >= 0:
             fl = fcntl.fcntl(self.to_prog, fcntl.F_GETFL)
             fcntl.fcntl(self.to_prog, fcntl.F_SETFL, fl & ~os.O_NONBLOCK)

@@ -36,8 +36,9 @@ import os
 from . import config, exitcodes, registry
 from .child import spawn
 from .der import DERError, peer_cert_hash, subject_rfc4514
-from .engine import Engine, Interrupted, Settings
+from .engine import Engine, Settings
 from .exitcodes import Fatal
+from .handshake import Interrupted, handshake
 from .log import Log
 from .names import is_dns_name, is_ip_address
 from .reasons import Reason
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from typing import TypeVar
 
     from .child import Prog, ProgIds
-    from .engine import Chooser
+    from .handshake import Chooser
     from .session import Backend, ClientContext, ServerContext, Session
 
     T = TypeVar("T")
@@ -294,18 +295,17 @@ class Connection:
             handshake_timeout_ms=opts.handshake_timeout_ms,
         )
         try:
-            engine = Engine(
+            session = handshake(
                 self.session,
+                prepared.choose,
                 opts.read_fd,
                 opts.write_fd,
                 child,
-                settings,
+                settings.handshake_timeout_ms,
                 log,
                 prepared.peer,
-                prepared.choose,
             )
-            engine.handshake()
-            facts = engine.s.facts()
+            facts = session.facts()
             ssl_vars = ssl_variables(facts)
             prog_env = config.prog_environment(
                 os.environ if env is None else env, opts.keep_env, ssl_vars
@@ -324,6 +324,7 @@ class Connection:
             log.debug(f"{opts.servername} is an IP address: checked against IP SANs, no SNI")
         child.start(opts.prog, prog_env)
         caps = prepared.backend.info().capabilities
+        engine = Engine(session, opts.read_fd, opts.write_fd, child, settings, log, prepared.peer)
         return engine.relay(caps.write_after_close_notify, facts.protocol == "TLSv1.3")
 
 

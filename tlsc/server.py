@@ -26,8 +26,8 @@ import os
 from collections.abc import Mapping
 
 from . import config, exitcodes, registry
-from .engine import UnrecognizedName
 from .exitcodes import Fatal
+from .handshake import UnrecognizedName
 from .lifecycle import (
     Options,
     Prepared,
