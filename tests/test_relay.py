@@ -101,12 +101,8 @@ def test_slow_reader_memory_stays_bounded(backend, tlsc, pki, pypeer, probe, tmp
     n = 48 * MiB if backend == "openssl" else 2 * MiB
     peer = pypeer(pki.leaf_ec, send_bytes=n, no_wait_client_close=True)
     p = probe()
-    ready, go = tmp_path / "ready", tmp_path / "go"
-    proc = tlsc.start(["-k", "localhost",
-                       *p.argv(f"touch:{ready}", f"waitfile:{go}", "readall")],
-                      peer=peer.address)
+    proc, go = start_held(tlsc, peer, p, tmp_path, "readall")
     try:
-        assert wait_for_file(ready, 10, proc), "prog did not start"
         time.sleep(0.3)
         before = rss_kib(proc.pid)
         time.sleep(2.0)
@@ -118,6 +114,20 @@ def test_slow_reader_memory_stays_bounded(backend, tlsc, pki, pypeer, probe, tmp
     assert p.report()["read"]["bytes"] == n
     assert p.report()["read"]["sha256"] == peer.result()["sent_sha256"]
     assert after - before < 16 * 1024, f"tlsc grew by {after - before} KiB with a stalled reader"
+
+
+def start_held(tlsc, peer, p, tmp_path, *then: str):
+    """tlsc with a prog that reads nothing until ``go`` exists, then does ``then``.
+
+    Returns ``(proc, go)`` once prog runs; the caller touches ``go``.
+    """
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    proc = tlsc.start(["-k", "localhost", *p.argv(f"touch:{ready}", f"waitfile:{go}", *then)],
+                      peer=peer.address)
+    if not wait_for_file(ready, 10, proc):
+        go.touch()
+        raise AssertionError("prog did not start")
+    return proc, go
 
 
 def rss_kib(pid: int) -> int:
@@ -464,12 +474,8 @@ def test_the_pipe_to_prog_grows_once_it_fills(tlsc, pki, pypeer, probe, tmp_path
     n = 1 * MiB
     peer = pypeer(pki.leaf_ec, send_bytes=n, no_wait_client_close=True)
     p = probe()
-    ready, go = tmp_path / "ready", tmp_path / "go"
-    proc = tlsc.start(["-k", "localhost",
-                       *p.argv(f"touch:{ready}", f"waitfile:{go}", "readall", "pipes")],
-                      peer=peer.address)
+    proc, go = start_held(tlsc, peer, p, tmp_path, "readall", "pipes")
     try:
-        assert wait_for_file(ready, 10, proc), "prog did not start"
         # prog reads nothing until "go": the server's data fills its pipe.
         end = time.monotonic() + 30
         while prog_pipe_size(proc.pid, 6) == new_pipe_size() and time.monotonic() < end:

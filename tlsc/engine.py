@@ -174,7 +174,8 @@ class Engine:
         log: Log,
         peer: str,
     ) -> None:
-        """``session``: established (:func:`tlsc.handshake.handshake`).
+        """``session``: established by :func:`tlsc.handshake.handshake`, which left
+        ``net_r`` and ``net_w`` non-blocking.
 
         ``peer``: who is at the other end, "server" (tlsc) or "client" (tlsd), for messages.
         """
@@ -187,8 +188,6 @@ class Engine:
         self.log = log
         self.poller = select.poll()
         self.registered: dict[int, int] = {}
-        for fd in (net_r, net_w):
-            set_nonblocking(fd)
 
     # -- small I/O helpers --------------------------------------------------
 

@@ -230,8 +230,8 @@ class _Handshake:
                 os.write(self.net_w, UNRECOGNIZED_NAME_ALERT)
             except OSError:
                 pass
-            why_ = words(Reason.UNRECOGNIZED_NAME, e.detail, self.peer)
-            raise Fatal(exitcodes.TLS, f"handshake failed: {why_}") from None
+            reason = words(Reason.UNRECOGNIZED_NAME, e.detail, self.peer)
+            raise Fatal(exitcodes.TLS, f"handshake failed: {reason}") from None
         s.receive_data(bytes(hello.data))
         if hello.eof:
             s.receive_data(b"")
